@@ -1,0 +1,10 @@
+//! Starling: a thread-per-core MQTT broker.
+//!
+//! The map of the crate, following `docs/architecture.md`:
+//! - [`protocol`]: the sans-IO MQTT codec for 3.1, 3.1.1 and 5.0. It decodes from a `BytesMut`
+//!   and encodes into one; it never touches sockets, clocks or an executor.
+//!
+//! Later layers (topic trie, session state machine, shards, transports, hooks) build on the
+//! codec and live in their own modules.
+
+pub mod protocol;

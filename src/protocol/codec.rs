@@ -13,6 +13,10 @@ use super::wire::{put_variable_integer, variable_integer_len, Reader, MAX_VARIAB
 /// The largest packet MQTT can frame: a five-byte fixed header plus the largest remaining length.
 pub const MAX_PACKET_SIZE: u32 = 1 + 4 + MAX_VARIABLE_INTEGER;
 
+/// The most `decode` reserves ahead for an incomplete packet; beyond it the buffer grows only
+/// as bytes arrive.
+const MAX_DECODE_RESERVE: usize = 64 * 1024;
+
 /// Codec settings for one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Codec {
@@ -110,6 +114,28 @@ pub(crate) fn expect_flags(packet: PacketType, flags: u8, expected: u8) -> Resul
     }
 }
 
+/// The DUP bit, which MQTT 3.1 also sets on a re-delivered PUBREL, SUBSCRIBE or UNSUBSCRIBE
+/// (3.1 section 2.1); 3.1.1 made it reserved in those packets.
+const V3_1_DUP: u8 = 0x08;
+
+/// Checks the flags of PUBREL, SUBSCRIBE and UNSUBSCRIBE: `0b0010`, and in 3.1 maybe DUP.
+pub(crate) fn expect_request_flags(
+    packet: PacketType,
+    flags: u8,
+    version: ProtocolVersion,
+) -> Result<(), DecodeError> {
+    let ignored = if version == ProtocolVersion::V3_1 {
+        V3_1_DUP
+    } else {
+        0
+    };
+    if flags & !ignored == 0b0010 {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidHeaderFlags { packet, flags })
+    }
+}
+
 fn decode_body<T: DecodeBody>(
     flags: u8,
     body: &mut Reader,
@@ -128,7 +154,8 @@ impl Codec {
     }
 
     /// Decodes one packet from the front of `buf`, removing its bytes. Returns `Ok(None)` and
-    /// leaves `buf` untouched while the packet is incomplete (having reserved room for it).
+    /// leaves `buf` untouched while the packet is incomplete (having reserved room for up to
+    /// 64 KiB of the rest).
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
         let Some(header) = peek_fixed_header(buf)? else {
             return Ok(None);
@@ -143,7 +170,9 @@ impl Codec {
         // Checked before waiting for the body so that a bad first byte fails at once.
         let packet_type = packet_type(header.first_byte, self.version)?;
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            // Room for the rest, up to a cap: a peer that announces a large packet and sends
+            // nothing more must not make us hold its announced size in memory.
+            buf.reserve((total - buf.len()).min(MAX_DECODE_RESERVE));
             return Ok(None);
         }
         buf.advance(header.header_len);

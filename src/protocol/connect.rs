@@ -6,7 +6,7 @@ use bytes::{BufMut, BytesMut};
 use super::codec::{expect_flags, DecodeBody, EncodeBody};
 use super::error::{DecodeError, EncodeError};
 use super::packet::{ConnAck, Connect, PacketType, Will};
-use super::property::{ConnAckProperties, ConnectProperties, WillProperties};
+use super::property::{check_authentication, ConnAckProperties, ConnectProperties, WillProperties};
 use super::reason::{allowed, ReasonCode};
 use super::types::{ClientId, ProtocolVersion, QoS, TopicName};
 use super::wire::{binary_len, check_field_len, put_binary, Reader};
@@ -64,6 +64,10 @@ impl DecodeBody for Connect {
         } else {
             ConnectProperties::default()
         };
+        check_authentication(
+            &properties.authentication_method,
+            &properties.authentication_data,
+        )?;
         let client_id = ClientId::from_mqtt_string(body.string("client identifier")?);
         let will = if has_will {
             let properties = if protocol.is_v5() {
@@ -202,6 +206,12 @@ impl DecodeBody for ConnAck {
     fn decode(flags: u8, body: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
         expect_flags(PacketType::ConnAck, flags, 0)?;
         let ack_flags = body.u8("connect acknowledge flags")?;
+        // 3.1 has no acknowledge flags (and so no Session Present): the byte is unused.
+        let ack_flags = if version == ProtocolVersion::V3_1 {
+            0
+        } else {
+            ack_flags
+        };
         if ack_flags & !CONNACK_SESSION_PRESENT != 0 {
             return Err(DecodeError::ReservedConnAckFlags);
         }
@@ -221,8 +231,17 @@ impl DecodeBody for ConnAck {
                 ConnAckProperties::default(),
             )
         };
+        let session_present = ack_flags & CONNACK_SESSION_PRESENT != 0;
+        // [MQTT-3.2.2-6] / [MQTT-3.2.2-4]: a refused connection has no session.
+        if session_present && reason_code != ReasonCode::SUCCESS {
+            return Err(DecodeError::SessionPresentOnFailure);
+        }
+        check_authentication(
+            &properties.authentication_method,
+            &properties.authentication_data,
+        )?;
         Ok(Self {
-            session_present: ack_flags & CONNACK_SESSION_PRESENT != 0,
+            session_present,
             reason_code,
             properties,
         })
@@ -246,7 +265,9 @@ impl EncodeBody for ConnAck {
     }
 
     fn write_body(&self, version: ProtocolVersion, buf: &mut BytesMut) {
-        buf.put_u8(u8::from(self.session_present));
+        buf.put_u8(u8::from(
+            self.session_present && version != ProtocolVersion::V3_1,
+        ));
         if version.is_v5() {
             buf.put_u8(self.reason_code.0);
             self.properties.write(buf);

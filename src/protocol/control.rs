@@ -6,7 +6,7 @@ use bytes::{BufMut, BytesMut};
 use super::codec::{expect_flags, DecodeBody, EncodeBody};
 use super::error::{DecodeError, EncodeError};
 use super::packet::{Auth, Disconnect, PacketType};
-use super::property::{AuthProperties, DisconnectProperties};
+use super::property::{check_authentication, AuthProperties, DisconnectProperties};
 use super::reason::{allowed, ReasonCode};
 use super::types::ProtocolVersion;
 use super::wire::Reader;
@@ -103,6 +103,10 @@ impl DecodeBody for Auth {
             body,
             allowed::AUTH,
             AuthProperties::decode,
+        )?;
+        check_authentication(
+            &properties.authentication_method,
+            &properties.authentication_data,
         )?;
         Ok(Self {
             reason_code,

@@ -106,7 +106,7 @@ pub enum DecodeError {
     /// The reserved bit of the CONNECT flags is set.
     #[error("reserved CONNECT flag set")]
     ReservedConnectFlag,
-    /// Will QoS or Will Retain set without the Will flag, or Will QoS 3.
+    /// Will QoS or Will Retain set without the Will flag (Will QoS 3 is `InvalidQoS`).
     #[error("will QoS or retain set without a will")]
     InconsistentWillFlags,
     /// A 3.x CONNECT with a password but no user name.
@@ -116,9 +116,13 @@ pub enum DecodeError {
     /// reason codes.
     #[error("{0} with an empty payload")]
     EmptyPayload(PacketType),
-    /// Reserved bits of subscription options set, or retain handling 3.
+    /// Subscription options with Maximum QoS 3, Retain Handling 3, or No Local on a shared
+    /// subscription.
     #[error("invalid subscription options {0:#010b}")]
     InvalidSubscriptionOptions(u8),
+    /// Reserved bits of subscription options set (bits 6 and 7 in 5.0, 2 to 7 before).
+    #[error("reserved bits set in subscription options {0:#010b}")]
+    ReservedSubscriptionOptionBits(u8),
     /// A reason code this packet may not carry.
     #[error("reason code {code:#04x} is not allowed in {packet:?}")]
     InvalidReasonCode {
@@ -130,6 +134,12 @@ pub enum DecodeError {
     /// A reserved bit of the CONNACK acknowledge flags is set.
     #[error("reserved CONNACK flag set")]
     ReservedConnAckFlags,
+    /// A CONNACK that refuses the connection but says a session is present.
+    #[error("CONNACK with a failure reason code sets Session Present")]
+    SessionPresentOnFailure,
+    /// Authentication Data without an Authentication Method.
+    #[error("authentication data without an authentication method")]
+    AuthenticationDataWithoutMethod,
 }
 
 impl DecodeError {
@@ -140,16 +150,24 @@ impl DecodeError {
             Self::UnsupportedProtocolVersion { .. } | Self::InvalidProtocolName => {
                 ReasonCode::UNSUPPORTED_PROTOCOL_VERSION
             }
-            Self::WildcardInTopicName | Self::EmptyTopicName => ReasonCode::TOPIC_NAME_INVALID,
+            Self::WildcardInTopicName => ReasonCode::TOPIC_NAME_INVALID,
             Self::InvalidTopicFilter(_) => ReasonCode::TOPIC_FILTER_INVALID,
+            // 3.3.4: a Topic Alias of 0 gets 0x94 rather than a plain Protocol Error.
+            Self::InvalidPropertyValue {
+                property: PropertyId::TopicAlias,
+                ..
+            } => ReasonCode::TOPIC_ALIAS_INVALID,
             // The spec calls these out as Protocol Errors rather than malformed packets.
-            Self::DuplicateProperty(_)
+            Self::EmptyTopicName
+            | Self::DuplicateProperty(_)
             | Self::InvalidPropertyValue { .. }
             | Self::ZeroPacketId
             | Self::EmptyPayload(_)
             | Self::InvalidSubscriptionOptions(_)
             | Self::InvalidReasonCode { .. }
-            | Self::DupWithQoS0 => ReasonCode::PROTOCOL_ERROR,
+            | Self::DupWithQoS0
+            | Self::SessionPresentOnFailure
+            | Self::AuthenticationDataWithoutMethod => ReasonCode::PROTOCOL_ERROR,
             _ => ReasonCode::MALFORMED_PACKET,
         }
     }

@@ -38,3 +38,6 @@ pub use types::{
     SubscriptionId, TopicFilter, TopicName, UserProperty, MAX_STRING_LEN, SHARE_PREFIX,
 };
 pub use wire::MAX_VARIABLE_INTEGER;
+
+#[cfg(test)]
+mod tests;

@@ -337,6 +337,19 @@ impl<T: PropertyValue> PropertySlot for Vec<T> {
     }
 }
 
+/// Spec 3.1.2.11.10, 3.2.2.3.18 and 3.15.2.2.3: Authentication Data without an
+/// Authentication Method is a Protocol Error.
+pub(crate) fn check_authentication(
+    method: &Option<MqttString>,
+    data: &Option<Bytes>,
+) -> Result<(), DecodeError> {
+    if data.is_some() && method.is_none() {
+        Err(DecodeError::AuthenticationDataWithoutMethod)
+    } else {
+        Ok(())
+    }
+}
+
 /// Generates a property struct with its decoder, length and encoder.
 macro_rules! properties {
     ($(

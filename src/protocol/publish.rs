@@ -6,7 +6,9 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::codec::{expect_flags, write_fixed_header, DecodeBody, EncodeBody};
+use super::codec::{
+    expect_flags, expect_request_flags, write_fixed_header, DecodeBody, EncodeBody,
+};
 use super::control::optional_reason_len;
 use super::error::{DecodeError, EncodeError};
 use super::packet::{PacketType, PubResponse, Publish};
@@ -158,7 +160,11 @@ pub(crate) fn decode_response(
     version: ProtocolVersion,
 ) -> Result<PubResponse, DecodeError> {
     let (expected_flags, allowed_codes) = response_rules(packet);
-    expect_flags(packet, flags, expected_flags)?;
+    if packet == PacketType::PubRel {
+        expect_request_flags(packet, flags, version)?;
+    } else {
+        expect_flags(packet, flags, expected_flags)?;
+    }
     let packet_id = read_packet_id(body)?;
     let mut response = PubResponse::success(packet_id);
     if version.is_v5() && !body.is_empty() {

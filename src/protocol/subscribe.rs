@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::codec::{expect_flags, DecodeBody, EncodeBody};
+use super::codec::{expect_flags, expect_request_flags, DecodeBody, EncodeBody};
 use super::error::{DecodeError, EncodeError};
 use super::packet::{
     PacketType, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
@@ -23,8 +23,10 @@ const RETAIN_HANDLING_SHIFT: u8 = 4;
 impl SubscriptionOptions {
     fn decode(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let reserved = if version.is_v5() { 0xC0 } else { 0xFC };
+        // [MQTT-3.8.3-5]: reserved bits make the packet malformed; the values below that are
+        // out of range are Protocol Errors instead (3.8.3.1).
         if byte & reserved != 0 {
-            return Err(DecodeError::InvalidSubscriptionOptions(byte));
+            return Err(DecodeError::ReservedSubscriptionOptionBits(byte));
         }
         let retain_handling = match (byte >> RETAIN_HANDLING_SHIFT) & 0x03 {
             0 => RetainHandling::SendAtSubscribe,
@@ -33,7 +35,8 @@ impl SubscriptionOptions {
             _ => return Err(DecodeError::InvalidSubscriptionOptions(byte)),
         };
         Ok(Self {
-            qos: QoS::from_bits(byte & 0x03)?,
+            qos: QoS::from_bits(byte & 0x03)
+                .map_err(|_| DecodeError::InvalidSubscriptionOptions(byte))?,
             no_local: byte & OPTION_NO_LOCAL != 0,
             retain_as_published: byte & OPTION_RETAIN_AS_PUBLISHED != 0,
             retain_handling,
@@ -62,7 +65,7 @@ impl SubscriptionOptions {
 
 impl DecodeBody for Subscribe {
     fn decode(flags: u8, body: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
-        expect_flags(PacketType::Subscribe, flags, REQUEST_FLAGS)?;
+        expect_request_flags(PacketType::Subscribe, flags, version)?;
         let packet_id = read_packet_id(body)?;
         let properties = if version.is_v5() {
             SubscribeProperties::decode(body)?
@@ -212,7 +215,7 @@ impl EncodeBody for SubAck {
 
 impl DecodeBody for Unsubscribe {
     fn decode(flags: u8, body: &mut Reader, version: ProtocolVersion) -> Result<Self, DecodeError> {
-        expect_flags(PacketType::Unsubscribe, flags, REQUEST_FLAGS)?;
+        expect_request_flags(PacketType::Unsubscribe, flags, version)?;
         let packet_id = read_packet_id(body)?;
         let properties = if version.is_v5() {
             UnsubscribeProperties::decode(body)?

@@ -213,6 +213,10 @@ pub enum EncodeError {
         /// The version.
         version: super::ProtocolVersion,
     },
+    /// A PUBLISH with an empty topic name and no topic alias (or before 5.0, where there are
+    /// no aliases).
+    #[error("PUBLISH with an empty topic name and no topic alias")]
+    EmptyTopicWithoutAlias,
     /// A 3.x CONNECT with a password but no user name, which 3.x cannot express.
     #[error("MQTT 3.x cannot send a password without a user name")]
     PasswordWithoutUsername,

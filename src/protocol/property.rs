@@ -368,6 +368,10 @@ macro_rules! properties {
             /// Reads the property length and the properties that follow it.
             pub(crate) fn decode(reader: &mut Reader) -> Result<Self, DecodeError> {
                 let len = reader.variable_integer("property length")?;
+                // Most packets carry no properties: skip slicing an empty block.
+                if len == 0 {
+                    return Ok(Self::default());
+                }
                 let mut body = Reader::new(reader.take(len as usize, "properties")?);
                 let mut properties = Self::default();
                 while !body.is_empty() {

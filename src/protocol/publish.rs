@@ -115,6 +115,10 @@ impl EncodeBody for Publish {
                 has_id,
             });
         }
+        let has_alias = version.is_v5() && self.properties.topic_alias.is_some();
+        if self.topic.is_empty() && !has_alias {
+            return Err(EncodeError::EmptyTopicWithoutAlias);
+        }
         if version.is_v5() {
             self.properties.check()?;
         }

@@ -5,7 +5,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::golden::all;
-use super::{decode, field, frame, hex, pid, props, string, topic};
+use super::{decode, encode, field, frame, hex, pid, props, string, topic};
 use crate::protocol::{
     Auth, AuthProperties, Codec, Connect, ConnectProperties, DecodeError, EncodeError, Packet,
     PacketType, PropertyId, ProtocolVersion, Publish, PublishProperties, QoS, SubAck, Subscribe,
@@ -1231,6 +1231,26 @@ fn publish_packet_id_must_match_its_qos_to_be_encoded() {
             assert!(buf.is_empty());
         }
     }
+}
+
+#[test]
+fn publish_with_an_empty_topic_needs_a_topic_alias_to_be_encoded() {
+    let mut publish = plain_publish(QoS::AtMostOnce, None, Bytes::from_static(b"x"));
+    publish.topic = TopicName::empty();
+    for version in ALL {
+        assert_eq!(
+            encode_err(version, &Packet::Publish(publish.clone())),
+            EncodeError::EmptyTopicWithoutAlias
+        );
+    }
+    // 3.x has no aliases, so an alias does not help there; in 5.0 it does.
+    publish.properties.topic_alias = std::num::NonZeroU16::new(3);
+    assert_eq!(
+        encode_err(V3_1_1, &Packet::Publish(publish.clone())),
+        EncodeError::EmptyTopicWithoutAlias
+    );
+    let bytes = encode(V5, &Packet::Publish(publish.clone()));
+    assert_eq!(decode(V5, &bytes), Ok(Packet::Publish(publish)));
 }
 
 #[test]

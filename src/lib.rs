@@ -3,8 +3,11 @@
 //! The map of the crate, following `docs/architecture.md`:
 //! - [`protocol`]: the sans-IO MQTT codec for 3.1, 3.1.1 and 5.0. It decodes from a `BytesMut`
 //!   and encodes into one; it never touches sockets, clocks or an executor.
+//! - [`session`]: the sans-IO session state machine of one client (QoS flows, inflight window,
+//!   bounded queue, will, expiry, keep-alive, topic aliases), driven by packets and time.
 //!
 //! Later layers (topic trie, session state machine, shards, transports, hooks) build on the
 //! codec and live in their own modules.
 
 pub mod protocol;
+pub mod session;

@@ -1,0 +1,81 @@
+//! The limits a session works within: what the broker offers (from the config) and what the
+//! client asked for in its CONNECT.
+
+use std::num::{NonZeroU16, NonZeroU32};
+
+use crate::protocol::{ConnectProperties, QoS};
+
+/// What the broker offers every client; built from the `[mqtt]` config section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerLimits {
+    /// Inbound QoS 2 publishes a client may have unreleased at once (our Receive Maximum).
+    pub receive_maximum: NonZeroU16,
+    /// Outbound QoS 1/2 window: unacknowledged deliveries per client, lowered to the client's
+    /// Receive Maximum when that is smaller. Bounds the inflight memory of every session.
+    pub max_outbound_window: NonZeroU16,
+    /// QoS 1/2 messages queued per session behind the outbound window or while offline.
+    pub max_queued_messages: usize,
+    /// Inbound topic aliases accepted (0 disables them).
+    pub topic_alias_maximum: u16,
+    /// Highest QoS accepted from clients.
+    pub maximum_qos: QoS,
+    /// Whether retained messages are accepted.
+    pub retain_available: bool,
+    /// Whether wildcard filters are accepted.
+    pub wildcard_subscription_available: bool,
+    /// Whether `$share/` filters are accepted.
+    pub shared_subscription_available: bool,
+    /// Whether subscription identifiers are accepted.
+    pub subscription_identifiers_available: bool,
+    /// Longest session expiry granted, in seconds.
+    pub max_session_expiry_secs: u32,
+    /// Longest keep-alive accepted, in seconds; 0 accepts any.
+    pub max_keep_alive_secs: u16,
+    /// Largest packet accepted from a client.
+    pub max_packet_size: NonZeroU32,
+}
+
+impl Default for BrokerLimits {
+    fn default() -> Self {
+        Self {
+            receive_maximum: NonZeroU16::new(128).unwrap_or(NonZeroU16::MAX),
+            max_outbound_window: NonZeroU16::new(128).unwrap_or(NonZeroU16::MAX),
+            max_queued_messages: 1000,
+            topic_alias_maximum: 64,
+            maximum_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            wildcard_subscription_available: true,
+            shared_subscription_available: true,
+            subscription_identifiers_available: true,
+            max_session_expiry_secs: 7 * 24 * 3600,
+            max_keep_alive_secs: 0,
+            max_packet_size: NonZeroU32::new(1024 * 1024).unwrap_or(NonZeroU32::MAX),
+        }
+    }
+}
+
+/// What the client asked for in CONNECT (5.0 properties; defaults for 3.x).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// How many QoS 1/2 publishes the client accepts at once.
+    pub receive_maximum: u16,
+    /// Largest packet the client accepts; `None` is MQTT's own limit.
+    pub maximum_packet_size: Option<NonZeroU32>,
+    /// Topic aliases the client accepts from us.
+    pub topic_alias_maximum: u16,
+    /// Whether reason strings and user properties may be sent on failures.
+    pub request_problem_information: bool,
+}
+
+impl ClientLimits {
+    /// Limits from CONNECT properties (all absent for 3.x: no flow control, which the spec
+    /// expresses as a Receive Maximum of 65,535).
+    pub fn from_connect(properties: &ConnectProperties) -> Self {
+        Self {
+            receive_maximum: properties.receive_maximum.map_or(u16::MAX, NonZeroU16::get),
+            maximum_packet_size: properties.maximum_packet_size,
+            topic_alias_maximum: properties.topic_alias_maximum.unwrap_or(0),
+            request_problem_information: properties.request_problem_information.unwrap_or(true),
+        }
+    }
+}

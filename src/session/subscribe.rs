@@ -1,0 +1,52 @@
+//! Validation of a SUBSCRIBE against what the broker offers: each filter is granted (QoS capped
+//! at the broker's maximum) or refused with the 5.0 reason code that says why.
+
+use std::collections::HashMap;
+
+use crate::protocol::{ReasonCode, Subscribe, TopicFilter};
+
+use super::actions::{SubscribeEntry, SubscribeRequest};
+use super::limits::BrokerLimits;
+use super::state::StoredSubscription;
+
+/// Grants or refuses each filter of `subscribe`.
+pub(crate) fn validate_subscribe(
+    limits: &BrokerLimits,
+    existing: &HashMap<TopicFilter, StoredSubscription>,
+    subscribe: Subscribe,
+) -> SubscribeRequest {
+    let id = subscribe.properties.subscription_identifier;
+    let mut entries = Vec::with_capacity(subscribe.filters.len());
+    let mut reason_codes = Vec::with_capacity(subscribe.filters.len());
+    for subscription in subscribe.filters {
+        let filter = subscription.filter;
+        let refusal = if id.is_some() && !limits.subscription_identifiers_available {
+            Some(ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED)
+        } else if filter.shared().is_some() && !limits.shared_subscription_available {
+            Some(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
+        } else if filter.has_wildcards() && !limits.wildcard_subscription_available {
+            Some(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            reason_codes.push(code);
+            continue;
+        }
+        let mut options = subscription.options;
+        options.qos = options.qos.min(limits.maximum_qos);
+        reason_codes.push(ReasonCode::granted(options.qos));
+        let existed = existing.contains_key(&filter);
+        entries.push(SubscribeEntry {
+            filter,
+            options,
+            id,
+            existed,
+        });
+    }
+    SubscribeRequest {
+        packet_id: subscribe.packet_id,
+        entries,
+        reason_codes,
+    }
+}

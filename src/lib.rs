@@ -5,9 +5,11 @@
 //!   and encodes into one; it never touches sockets, clocks or an executor.
 //! - [`session`]: the sans-IO session state machine of one client (QoS flows, inflight window,
 //!   bounded queue, will, expiry, keep-alive, topic aliases), driven by packets and time.
+//! - [`net`]: per-connection I/O: the outbound queue with its byte budget.
 //!
-//! Later layers (topic trie, session state machine, shards, transports, hooks) build on the
-//! codec and live in their own modules.
+//! Shards (executors, mesh, registry, router), listeners and hooks build on these and live in
+//! their own modules.
 
+pub mod net;
 pub mod protocol;
 pub mod session;

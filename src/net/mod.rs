@@ -1,0 +1,7 @@
+//! Transports and the per-connection I/O around the session engine: what is queued for a
+//! client and how it reaches the socket. Only this module and `shard` know about the executor;
+//! the queue itself is plain data so it is tested without sockets.
+
+mod outbound;
+
+pub use outbound::{OutboundQueue, QueueError, SHARE_PAYLOAD_FROM_BYTES};

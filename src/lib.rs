@@ -5,11 +5,17 @@
 //!   and encodes into one; it never touches sockets, clocks or an executor.
 //! - [`session`]: the sans-IO session state machine of one client (QoS flows, inflight window,
 //!   bounded queue, will, expiry, keep-alive, topic aliases), driven by packets and time.
+//! - [`topic`]: the sans-IO routing data of a shard: the filter trie, the subscription table
+//!   with shared groups, the interest table of which shards want what, and the retained index.
 //! - [`net`]: per-connection I/O: the outbound queue with its byte budget.
+//! - [`config`]: the TOML config file read into a typed `Config` that `main` passes to every
+//!   shard (no global), its validation, the default template and the tuning section.
 //!
 //! Shards (executors, mesh, registry, router), listeners and hooks build on these and live in
 //! their own modules.
 
+pub mod config;
 pub mod net;
 pub mod protocol;
 pub mod session;
+pub mod topic;

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::protocol::{ClientId, PacketId, PublishProperties, QoS, SubscriptionId, TopicName};
+use crate::protocol::{ClientId, PacketId, PublishProperties, QoS, TopicName};
+pub use crate::topic::SubscriptionIds;
 
 /// An application message in flight through the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,35 +71,6 @@ impl Message {
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
             u32::try_from(secs).unwrap_or(u32::MAX)
         })
-    }
-}
-
-/// Subscription identifiers of the subscriptions a delivery matched: usually none or one, so
-/// the common case does not allocate.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SubscriptionIds {
-    first: Option<SubscriptionId>,
-    more: Vec<SubscriptionId>,
-}
-
-impl SubscriptionIds {
-    /// Adds an identifier.
-    pub fn push(&mut self, id: SubscriptionId) {
-        if self.first.is_none() {
-            self.first = Some(id);
-        } else {
-            self.more.push(id);
-        }
-    }
-
-    /// All identifiers in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = SubscriptionId> + '_ {
-        self.first.iter().copied().chain(self.more.iter().copied())
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.first.is_none()
     }
 }
 

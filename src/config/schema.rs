@@ -1,0 +1,170 @@
+//! The raw schema: the TOML file exactly as serde reads it, before any value is checked.
+//!
+//! Every table denies unknown keys and every key has a default, so an empty file is a complete
+//! config. Integers are read as `i64` (TOML's own integer type) and enumerations as strings on
+//! purpose: range and spelling checks happen in `validate`, which can then say which values
+//! are allowed instead of serde's "expected u16". Nothing outside `config` sees these types.
+//!
+//! The defaults live here and only here; `template` serializes `RawConfig::default()` to write
+//! `generate-config`, so the generated file cannot drift from what the broker uses.
+
+use serde::{Deserialize, Serialize};
+
+/// One MiB, the unit most byte defaults are counted in.
+const MIB: i64 = 1024 * 1024;
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawConfig {
+    pub listeners: Vec<RawListener>,
+    pub mqtt: RawMqtt,
+    pub tuning: RawTuning,
+    pub log: RawLog,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listeners: vec![RawListener {
+                name: Some("default".to_owned()),
+                ..RawListener::default()
+            }],
+            mqtt: RawMqtt::default(),
+            tuning: RawTuning::default(),
+            log: RawLog::default(),
+        }
+    }
+}
+
+/// One `[[listeners]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawListener {
+    /// `None` here, not "default": two unnamed listeners must not share a name. The default
+    /// listener list above names its one listener explicitly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub bind: String,
+    pub transport: String,
+    pub backlog: i64,
+}
+
+impl Default for RawListener {
+    fn default() -> Self {
+        Self {
+            name: None,
+            bind: "127.0.0.1:1883".to_owned(),
+            transport: "tcp".to_owned(),
+            // glommio's own `TcpListener::bind` fixes 1024; the same default means a listener
+            // built with socket2 behaves like one built by glommio until an operator asks.
+            backlog: 1024,
+        }
+    }
+}
+
+/// `[mqtt]`: what the broker announces to clients, accepts from them, and keeps per session.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawMqtt {
+    pub max_packet_size_bytes: i64,
+    pub receive_maximum: i64,
+    pub max_inflight_messages: i64,
+    pub max_queued_messages: i64,
+    pub max_queued_bytes: i64,
+    pub max_session_expiry_secs: i64,
+    pub max_keep_alive_secs: i64,
+    pub connect_timeout_secs: i64,
+    pub topic_alias_maximum: i64,
+    pub maximum_qos: i64,
+    pub retain_available: bool,
+    pub wildcard_subscription_available: bool,
+    pub shared_subscription_available: bool,
+    pub subscription_identifiers_available: bool,
+    pub shared_subscription_strategy: String,
+    pub max_client_id_bytes: i64,
+    pub allow_empty_client_id: bool,
+    pub allow_anonymous: bool,
+    pub max_topic_levels: i64,
+}
+
+impl Default for RawMqtt {
+    fn default() -> Self {
+        Self {
+            max_packet_size_bytes: MIB,
+            receive_maximum: 128,
+            max_inflight_messages: 128,
+            max_queued_messages: 1000,
+            max_queued_bytes: 16 * MIB,
+            max_session_expiry_secs: 7 * 24 * 3600,
+            max_keep_alive_secs: 0,
+            connect_timeout_secs: 10,
+            topic_alias_maximum: 64,
+            maximum_qos: 2,
+            retain_available: true,
+            wildcard_subscription_available: true,
+            shared_subscription_available: true,
+            subscription_identifiers_available: true,
+            shared_subscription_strategy: "round_robin".to_owned(),
+            max_client_id_bytes: 256,
+            allow_empty_client_id: true,
+            allow_anonymous: true,
+            max_topic_levels: 128,
+        }
+    }
+}
+
+/// `[tuning]`: shards, CPUs, executor knobs and per-connection buffer sizes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTuning {
+    pub shards: i64,
+    pub cpus: Vec<i64>,
+    pub max_connections_per_shard: i64,
+    pub read_buffer_bytes: i64,
+    pub outbound_budget_bytes: i64,
+    pub cross_shard_queue_capacity: i64,
+    pub ring_depth: i64,
+    pub io_memory_bytes: i64,
+    pub spin_before_park_us: i64,
+    pub preempt_timer_us: i64,
+    pub raise_memlock: bool,
+}
+
+impl Default for RawTuning {
+    fn default() -> Self {
+        Self {
+            shards: 0,
+            cpus: Vec::new(),
+            max_connections_per_shard: 0,
+            read_buffer_bytes: 8 * 1024,
+            outbound_budget_bytes: MIB,
+            cross_shard_queue_capacity: 4096,
+            ring_depth: 256,
+            // Sockets never use io_memory (only DMA files do; DESIGN.md §4), so glommio's
+            // 10 MiB default would only cost locked memory.
+            io_memory_bytes: 128 * 1024,
+            spin_before_park_us: 0,
+            // glommio's default is 100 ms; see `docs/configuration.md` for why 2 ms.
+            preempt_timer_us: 2_000,
+            raise_memlock: true,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawLog {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: "human".to_owned(),
+            level: "info".to_owned(),
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::num::{NonZeroU16, NonZeroU32};
 
+use crate::config::MqttConfig;
 use crate::protocol::{ConnectProperties, QoS};
 
 /// What the broker offers every client; built from the `[mqtt]` config section.
@@ -35,22 +36,29 @@ pub struct BrokerLimits {
     pub max_packet_size: NonZeroU32,
 }
 
+impl From<&MqttConfig> for BrokerLimits {
+    fn from(mqtt: &MqttConfig) -> Self {
+        Self {
+            receive_maximum: mqtt.receive_maximum,
+            max_outbound_window: mqtt.max_inflight_messages,
+            max_queued_messages: mqtt.max_queued_messages,
+            topic_alias_maximum: mqtt.topic_alias_maximum,
+            maximum_qos: mqtt.maximum_qos,
+            retain_available: mqtt.retain_available,
+            wildcard_subscription_available: mqtt.wildcard_subscription_available,
+            shared_subscription_available: mqtt.shared_subscription_available,
+            subscription_identifiers_available: mqtt.subscription_identifiers_available,
+            max_session_expiry_secs: mqtt.max_session_expiry_secs,
+            max_keep_alive_secs: mqtt.max_keep_alive_secs,
+            max_packet_size: mqtt.max_packet_size_bytes,
+        }
+    }
+}
+
+/// The defaults are the config file's defaults: one source for both.
 impl Default for BrokerLimits {
     fn default() -> Self {
-        Self {
-            receive_maximum: NonZeroU16::new(128).unwrap_or(NonZeroU16::MAX),
-            max_outbound_window: NonZeroU16::new(128).unwrap_or(NonZeroU16::MAX),
-            max_queued_messages: 1000,
-            topic_alias_maximum: 64,
-            maximum_qos: QoS::ExactlyOnce,
-            retain_available: true,
-            wildcard_subscription_available: true,
-            shared_subscription_available: true,
-            subscription_identifiers_available: true,
-            max_session_expiry_secs: 7 * 24 * 3600,
-            max_keep_alive_secs: 0,
-            max_packet_size: NonZeroU32::new(1024 * 1024).unwrap_or(NonZeroU32::MAX),
-        }
+        Self::from(&crate::config::Config::default().mqtt)
     }
 }
 

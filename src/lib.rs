@@ -7,6 +7,8 @@
 //!   bounded queue, will, expiry, keep-alive, topic aliases), driven by packets and time.
 //! - [`topic`]: the sans-IO routing data of a shard: the filter trie, the subscription table
 //!   with shared groups, the interest table of which shards want what, and the retained index.
+//! - [`shard`]: the shard engine (sessions, routing, retained messages of one shard) and, with
+//!   `net`, the only code that knows the executor.
 //! - [`net`]: per-connection I/O: the outbound queue with its byte budget.
 //! - [`config`]: the TOML config file read into a typed `Config` that `main` passes to every
 //!   shard (no global), its validation, the default template and the tuning section.
@@ -18,4 +20,5 @@ pub mod config;
 pub mod net;
 pub mod protocol;
 pub mod session;
+pub mod shard;
 pub mod topic;

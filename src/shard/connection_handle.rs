@@ -1,0 +1,45 @@
+//! What a shard keeps of one live connection: its outbound queue, the wake-up of its writer,
+//! and how it is to close. Shared (`Rc`) between the shard engine, which fills the queue, and
+//! the connection's writer task, which drains it.
+
+use std::cell::{Cell, RefCell};
+
+use crate::net::OutboundQueue;
+use crate::protocol::ProtocolVersion;
+use crate::session::Close;
+
+use super::notify::LocalNotify;
+
+/// One live connection as the shard sees it.
+#[derive(Debug)]
+pub struct ConnectionHandle {
+    /// Bytes waiting for the socket.
+    pub outbound: RefCell<OutboundQueue>,
+    /// Wakes the writer.
+    pub writer_wake: LocalNotify,
+    close: Cell<Option<Close>>,
+}
+
+impl ConnectionHandle {
+    /// A handle for a connection speaking `version` with an outbound budget in bytes.
+    pub fn new(version: ProtocolVersion, budget_bytes: usize) -> Self {
+        Self {
+            outbound: RefCell::new(OutboundQueue::new(version, budget_bytes)),
+            writer_wake: LocalNotify::default(),
+            close: Cell::new(None),
+        }
+    }
+
+    /// Asks the connection to close once its queue is written (the first reason wins).
+    pub fn request_close(&self, close: Close) {
+        if self.close.get().is_none() {
+            self.close.set(Some(close));
+        }
+        self.writer_wake.notify();
+    }
+
+    /// The close asked for, if any.
+    pub fn close_requested(&self) -> Option<Close> {
+        self.close.get()
+    }
+}

@@ -1,0 +1,13 @@
+//! Shards: one pinned glommio executor per core, each owning its connections, sessions, topic
+//! trie and counters, with nothing behind a lock. This module and `net` are the only ones that
+//! know about the executor; the engine itself is executor-free and tested without sockets.
+
+mod connection_handle;
+mod counters;
+mod engine;
+mod notify;
+
+pub use connection_handle::ConnectionHandle;
+pub use counters::ShardCounters;
+pub use engine::{ConnectOutcome, SessionKey, ShardEngine};
+pub use notify::{LocalNotify, Notified};

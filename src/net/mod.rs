@@ -2,6 +2,8 @@
 //! client and how it reaches the socket. Only this module and `shard` know about the executor;
 //! the queue itself is plain data so it is tested without sockets.
 
+mod connection;
 mod outbound;
 
+pub use connection::{serve_connection, ConnectionSettings};
 pub use outbound::{OutboundQueue, QueueError, SHARE_PAYLOAD_FROM_BYTES};

@@ -98,9 +98,15 @@ pub struct MemlockError {
 
 impl MemlockReport {
     /// Checks that the limit in force allows `required_bytes`. A process with CAP_IPC_LOCK is
-    /// not limited, whatever the limit says.
+    /// not charged for what it locks, but glommio still refuses a soft limit below its floor
+    /// (checked as root with `prlimit`), so the floor applies to every process.
     pub fn ensure(&self, required_bytes: u64, cap_ipc_lock: bool) -> Result<(), MemlockError> {
-        if cap_ipc_lock || self.soft_after.allows(required_bytes) {
+        let needed = if cap_ipc_lock {
+            starling::config::GLOMMIO_MIN_MEMLOCK_BYTES
+        } else {
+            required_bytes
+        };
+        if self.soft_after.allows(needed) {
             Ok(())
         } else {
             Err(MemlockError {

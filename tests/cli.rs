@@ -185,11 +185,11 @@ fn run_refuses_a_bad_config_before_starting() {
         "{err}"
     );
 
-    let output = starling(&["run", "--shards", "1025"]);
+    let output = starling(&["run", "--shards", "257"]);
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(
-        err.starts_with("starling: tuning.shards: must be between 0 and 1024, got 1025"),
+        err.starts_with("starling: tuning.shards: must be between 0 and 256, got 257"),
         "{err}"
     );
 }

@@ -254,7 +254,7 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     KeyDoc {
         path: "tuning.shards",
         kind: "integer, shards",
-        allowed: "0 to 1024; at most the CPUs in cpus, or in the affinity mask",
+        allowed: "0 to 256; at most the CPUs in cpus, or in the affinity mask",
         doc: "Number of shards: threads pinned to a CPU of their own, each running one glommio \
               executor with its own connections, sessions and topic trie. 0 starts one per CPU \
               in cpus or, when that is empty, in the process's CPU affinity mask (what \

@@ -13,7 +13,7 @@ use std::num::NonZeroUsize;
 use super::{ConfigError, TuningConfig};
 
 /// Most shards a config may ask for (`tuning.shards`).
-pub const MAX_SHARDS: usize = 1024;
+pub const MAX_SHARDS: usize = crate::topic::MAX_SHARDS;
 
 /// glommio refuses to start an executor when the RLIMIT_MEMLOCK soft limit is below this,
 /// whatever the executor would really lock (`Reactor::new`, glommio 0.9.0).
@@ -157,9 +157,9 @@ impl TuningConfig {
 /// - `io_memory_bytes`, which glommio registers with every ring, and the kernel charges once
 ///   per registration.
 ///
-/// Kernels since 5.12 charge the rings themselves to the memory cgroup instead, so on them
-/// this over-counts by the ring part (about 28 KiB per ring at depth 256); the registered
-/// `io_memory` is charged everywhere. The result is never below
+/// Measured on kernel 6.18 without CAP_IPC_LOCK: `io_uring_setup` itself fails with ENOMEM
+/// under a tight limit, so the rings are counted here too; the registered `io_memory` is
+/// charged everywhere. The result is never below
 /// [`GLOMMIO_MIN_MEMLOCK_BYTES`], glommio's own floor. With the defaults (depth 256, 128 KiB)
 /// a shard needs about 468 KiB.
 pub fn required_locked_memory_bytes(tuning: &TuningConfig, shards: usize) -> u64 {

@@ -3,7 +3,9 @@
 //! the queue itself is plain data so it is tested without sockets.
 
 mod connection;
+mod listener;
 mod outbound;
 
 pub use connection::{serve_connection, ConnectionSettings};
+pub use listener::bind_listener;
 pub use outbound::{OutboundQueue, QueueError, SHARE_PAYLOAD_FROM_BYTES};

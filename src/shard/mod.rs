@@ -5,9 +5,11 @@
 mod connection_handle;
 mod counters;
 mod engine;
+mod executors;
 mod notify;
 
 pub use connection_handle::ConnectionHandle;
 pub use counters::ShardCounters;
 pub use engine::{ConnectOutcome, SessionKey, ShardEngine};
+pub use executors::{spawn_shards, ShardHandles, ShardStartError, SHARD_START_TIMEOUT};
 pub use notify::{LocalNotify, Notified};

@@ -97,11 +97,18 @@ impl Inflight {
         Some(publish)
     }
 
-    /// Drops queued messages that `keep` rejects (expired ones), returning how many.
-    pub fn retain_waiting(&mut self, mut keep: impl FnMut(&OutgoingPublish) -> bool) -> usize {
-        let before = self.waiting.len();
-        self.waiting.retain(|publish| keep(publish));
-        before - self.waiting.len()
+    /// Drops queued messages from the front while `is_expired` says so, returning how many.
+    /// Messages further back are checked when they reach the front.
+    pub fn drop_expired_front(
+        &mut self,
+        mut is_expired: impl FnMut(&OutgoingPublish) -> bool,
+    ) -> usize {
+        let mut dropped = 0;
+        while self.waiting.front().is_some_and(&mut is_expired) {
+            self.waiting.pop_front();
+            dropped += 1;
+        }
+        dropped
     }
 
     fn allocate_id(&mut self) -> PacketId {

@@ -427,13 +427,18 @@ impl Session {
                 .receive_maximum
                 .min(self.limits.max_outbound_window.get()),
         );
-        let expired = self
-            .outbound
-            .retain_waiting(|publish| !publish.message.is_expired(now));
-        for _ in 0..expired {
-            actions.push(Action::Dropped(DropReason::Expired));
-        }
-        while let Some(mut publish) = self.outbound.send_next(window) {
+        loop {
+            // Only the messages about to be sent are checked: a scan of the whole queue on
+            // every acknowledgement would cost O(queue) per ack.
+            let expired = self
+                .outbound
+                .drop_expired_front(|publish| publish.message.is_expired(now));
+            for _ in 0..expired {
+                actions.push(Action::Dropped(DropReason::Expired));
+            }
+            let Some(mut publish) = self.outbound.send_next(window) else {
+                break;
+            };
             publish.message_expiry_secs = publish.message.remaining_expiry_secs(now);
             self.send_publish(publish, actions);
         }

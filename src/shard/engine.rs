@@ -28,6 +28,9 @@ use crate::topic::{RetainedStore, ShareStrategy, SubscriberOptions, Subscription
 use super::connection_handle::ConnectionHandle;
 use super::counters::ShardCounters;
 
+/// Spare action buffers kept per shard (routing nests a few deep).
+const MAX_SPARE_ACTION_BUFFERS: usize = 8;
+
 /// Index of a session on its shard.
 pub type SessionKey = u32;
 
@@ -62,6 +65,8 @@ pub struct ShardEngine {
     assigned_ids: u64,
     shard_index: usize,
     recipients: Vec<crate::topic::Recipient<SessionKey>>,
+    /// Emptied action buffers, reused by `handle_packet`, `deliver` and friends.
+    spare_actions: Vec<Vec<Action>>,
 }
 
 impl std::fmt::Debug for ShardEngine {
@@ -94,6 +99,7 @@ impl ShardEngine {
             assigned_ids: 0,
             shard_index,
             recipients: Vec::new(),
+            spare_actions: Vec::new(),
         }
     }
 
@@ -162,7 +168,7 @@ impl ShardEngine {
             Some(key) => (key, true),
             None => (self.insert_session(client_id.clone()), false),
         };
-        let mut actions = Vec::new();
+        let mut actions = self.spare_actions.pop().unwrap_or_default();
         let Some(slot) = self.slot_mut(key) else {
             return self.refuse(&connection, ReasonCode::UNSPECIFIED_ERROR);
         };
@@ -231,7 +237,7 @@ impl ShardEngine {
 
     /// A packet from the connection serving `key`.
     pub fn handle_packet(&mut self, now: Instant, key: SessionKey, packet: Packet) {
-        let mut actions = Vec::new();
+        let mut actions = self.spare_actions.pop().unwrap_or_default();
         if let Some(slot) = self.slot_mut(key) {
             slot.session.handle_packet(now, packet, &mut actions);
         }
@@ -249,7 +255,7 @@ impl ShardEngine {
 
     /// Checks the keep-alive of the connection serving `key`.
     pub fn handle_timeout(&mut self, now: Instant, key: SessionKey) {
-        let mut actions = Vec::new();
+        let mut actions = self.spare_actions.pop().unwrap_or_default();
         if let Some(slot) = self.slot_mut(key) {
             slot.session.handle_timeout(now, &mut actions);
         }
@@ -352,8 +358,8 @@ impl ShardEngine {
     }
 
     /// Carries out a session's actions.
-    fn apply(&mut self, now: Instant, key: SessionKey, actions: Vec<Action>) {
-        for action in actions {
+    fn apply(&mut self, now: Instant, key: SessionKey, mut actions: Vec<Action>) {
+        for action in actions.drain(..) {
             match action {
                 Action::Send(outgoing) => self.send_to(key, &outgoing),
                 Action::Route(message) => self.route(now, Some(key), message),
@@ -372,6 +378,11 @@ impl ShardEngine {
                 }
                 Action::Dropped(reason) => self.counters.count_drop(reason),
             }
+        }
+        // Kept for the next packet or delivery: no allocation per message once warm. Routing
+        // re-enters `apply`, so a few buffers are in use at once; the pool stays that small.
+        if self.spare_actions.len() < MAX_SPARE_ACTION_BUFFERS {
+            self.spare_actions.push(actions);
         }
     }
 
@@ -440,7 +451,7 @@ impl ShardEngine {
     }
 
     fn deliver(&mut self, now: Instant, key: SessionKey, delivery: Delivery) {
-        let mut actions = Vec::new();
+        let mut actions = self.spare_actions.pop().unwrap_or_default();
         if let Some(slot) = self.slot_mut(key) {
             slot.session.deliver(now, delivery, &mut actions);
         }

@@ -16,6 +16,7 @@
 //! Shards (executors, mesh, registry, router), listeners and hooks build on these and live in
 //! their own modules.
 
+pub mod broker;
 pub mod config;
 pub mod net;
 pub mod protocol;

@@ -75,11 +75,8 @@ enum CliError {
     Rlimit(#[source] io::Error),
     #[error(transparent)]
     Memlock(#[from] startup::MemlockError),
-    #[error(
-        "the broker runtime is not built yet: this build can check configs (check-config) and \
-         print the default one (generate-config)"
-    )]
-    RuntimeMissing,
+    #[error(transparent)]
+    Broker(#[from] starling::broker::BrokerError),
 }
 
 fn main() -> ExitCode {
@@ -189,13 +186,10 @@ fn raise_limits(tuning: &TuningConfig, shards: usize) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Runs the broker with a validated config until it stops. This is where
-/// `starling::broker::run(config)` plugs in once the shard runtime exists; until then the
-/// run path ends here with an error saying so.
+/// Runs the broker with a validated config until SIGINT or SIGTERM.
 fn run_broker(config: Config) -> Result<(), CliError> {
-    // `starling::broker::run(config)` takes ownership here once it exists.
-    drop(config);
-    Err(CliError::RuntimeMissing)
+    starling::broker::run(config)?;
+    Ok(())
 }
 
 /// Sets up tracing: `RUST_LOG` when set, else `log.level`; lines on standard error.

@@ -7,6 +7,7 @@
 //! panic; the engine is told how the connection ended so it can handle the will.
 
 use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,9 @@ pub struct ConnectionSettings {
     pub connect_timeout: Duration,
 }
 
+/// How long a reader pauses before looking again whether the mesh has caught up.
+const MESH_CONGESTION_PAUSE: Duration = Duration::from_millis(1);
+
 /// How long the writer may take to flush a closing connection.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -44,6 +48,11 @@ pub async fn serve_connection(
 ) {
     // Small packets must not wait for Nagle; failure only costs latency.
     let _ = stream.set_nodelay(true);
+    // IPv4 clients of a dual-stack listener show as ::ffff:a.b.c.d; log them as a.b.c.d.
+    let peer = stream
+        .peer_addr()
+        .ok()
+        .map(|peer| SocketAddr::new(peer.ip().to_canonical(), peer.port()));
     let (mut reader, writer) = futures_lite::io::split(stream);
     let mut buf = BytesMut::with_capacity(settings.read_buffer_bytes);
     let codec = Codec {
@@ -68,7 +77,12 @@ pub async fn serve_connection(
     let outcome = engine
         .borrow_mut()
         .connect(Instant::now(), &connect, Rc::clone(&handle));
-    if let ConnectOutcome::Accepted(key) = outcome {
+    let outcome = match outcome {
+        ConnectOutcome::Pending => connect_answered(&handle).await,
+        answered => Some(answered),
+    };
+    if let Some(ConnectOutcome::Accepted(key)) = outcome {
+        log_connected(&engine, key, peer, version);
         let codec = Codec {
             version,
             max_packet_size: settings.max_packet_size,
@@ -88,6 +102,38 @@ pub async fn serve_connection(
         });
     }
     writer_task.await;
+}
+
+/// Waits until the shard has answered a CONNECT that needed other shards; `None` when the
+/// connection is closed first (the broker is stopping).
+async fn connect_answered(handle: &ConnectionHandle) -> Option<ConnectOutcome> {
+    loop {
+        if let Some(outcome) = handle.connect_outcome() {
+            return Some(outcome);
+        }
+        if handle.close_requested().is_some() {
+            return None;
+        }
+        handle.reader_wake.notified().await;
+    }
+}
+
+fn log_connected(
+    engine: &RefCell<ShardEngine>,
+    key: SessionKey,
+    peer: Option<SocketAddr>,
+    version: ProtocolVersion,
+) {
+    let engine = engine.borrow();
+    if let Some(client_id) = engine.client_id(key) {
+        tracing::info!(
+            shard = engine.shard_index(),
+            client_id = client_id.as_str(),
+            peer = peer.map(|peer| peer.to_string()),
+            protocol = version.level(),
+            "client connected"
+        );
+    }
 }
 
 /// `Err(Some(..))`: refuse with a CONNACK; `Err(None)`: just close.
@@ -188,6 +234,11 @@ async fn read_loop(
         }
         if handle.close_requested().is_some() {
             return;
+        }
+        // A peer shard is behind: stop reading (TCP pushes back on the publisher) rather than
+        // queue more for it.
+        while engine.borrow().mesh_congested() && handle.close_requested().is_none() {
+            glommio::timer::sleep(MESH_CONGESTION_PAUSE).await;
         }
         let now = Instant::now();
         let wait = match engine.borrow().next_timeout(key) {

@@ -8,6 +8,7 @@ use crate::net::OutboundQueue;
 use crate::protocol::ProtocolVersion;
 use crate::session::Close;
 
+use super::engine::ConnectOutcome;
 use super::notify::LocalNotify;
 
 /// One live connection as the shard sees it.
@@ -18,6 +19,10 @@ pub struct ConnectionHandle {
     /// Wakes the writer.
     pub writer_wake: LocalNotify,
     close: Cell<Option<Close>>,
+    /// How the CONNECT was answered, once it has been (it may wait for other shards).
+    connect_outcome: Cell<Option<ConnectOutcome>>,
+    /// Wakes the reader when the CONNECT is answered or a close is requested.
+    pub reader_wake: LocalNotify,
 }
 
 impl ConnectionHandle {
@@ -27,7 +32,20 @@ impl ConnectionHandle {
             outbound: RefCell::new(OutboundQueue::new(version, budget_bytes)),
             writer_wake: LocalNotify::default(),
             close: Cell::new(None),
+            connect_outcome: Cell::new(None),
+            reader_wake: LocalNotify::default(),
         }
+    }
+
+    /// Records how the CONNECT was answered and wakes the reader waiting for it.
+    pub fn set_connect_outcome(&self, outcome: ConnectOutcome) {
+        self.connect_outcome.set(Some(outcome));
+        self.reader_wake.notify();
+    }
+
+    /// How the CONNECT was answered, if it has been.
+    pub fn connect_outcome(&self) -> Option<ConnectOutcome> {
+        self.connect_outcome.get()
     }
 
     /// Asks the connection to close once its queue is written (the first reason wins).
@@ -36,6 +54,7 @@ impl ConnectionHandle {
             self.close.set(Some(close));
         }
         self.writer_wake.notify();
+        self.reader_wake.notify();
     }
 
     /// The close asked for, if any.

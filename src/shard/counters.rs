@@ -28,6 +28,14 @@ pub struct ShardCounters {
     pub dropped_too_large: u64,
     /// QoS 0 messages dropped for offline sessions.
     pub dropped_offline: u64,
+    /// Messages forwarded to other shards (one per destination shard).
+    pub messages_forwarded: u64,
+    /// Times a peer's outbox reached its limit and connections paused reading.
+    pub mesh_congestion: u64,
+    /// Forwarded share-group messages whose group had no member left here.
+    pub dropped_group_gone: u64,
+    /// Connections closed at accept: the shard had `tuning.max_connections_per_shard`.
+    pub connections_over_limit: u64,
     /// Packets the broker failed to encode (a bug; logged).
     pub encode_errors: u64,
 }

@@ -7,10 +7,11 @@
 //! never blocks and never awaits; everything it holds is bounded by the session limits and the
 //! outbound budgets.
 //!
-//! This is the single-shard core. Forwarding to other shards (interest table, mesh) and the
-//! client-id registry across shards build on it.
+//! With more than one shard, the engine also keeps the interest table and its part of the
+//! client-id registry, and writes what other shards must know into per-shard outboxes that
+//! the mesh tasks carry (`cluster.rs`); it still never waits for another shard.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,10 +24,18 @@ use crate::protocol::{
 use crate::session::{
     Action, BrokerLimits, Close, Delivery, DropReason, Message, Outgoing, Session, SubscribeRequest,
 };
-use crate::topic::{RetainedStore, ShareStrategy, SubscriberOptions, SubscriptionTable};
+use crate::topic::{
+    InterestTable, RetainedStore, ShardId, ShareStrategy, SubscriberOptions, SubscriptionTable,
+};
 
 use super::connection_handle::ConnectionHandle;
 use super::counters::ShardCounters;
+use super::notify::LocalNotify;
+use super::remote::{RemoteBatch, RemoteMessage, RetainStamp};
+
+mod cluster;
+
+use cluster::{PendingBarrier, PendingConnect};
 
 /// Spare action buffers kept per shard (routing nests a few deep).
 const MAX_SPARE_ACTION_BUFFERS: usize = 8;
@@ -50,6 +59,39 @@ pub enum ConnectOutcome {
     Accepted(SessionKey),
     /// Refused: the CONNACK carries the reason and the connection closes.
     Refused,
+    /// Waiting for other shards (the client-id registry, a session moving here); the outcome
+    /// arrives in the connection's [`ConnectionHandle::connect_outcome`].
+    Pending,
+}
+
+/// A retained message and the stamp that orders concurrent writes of its topic.
+#[derive(Debug, Clone)]
+struct RetainedEntry {
+    message: Arc<Message>,
+    stamp: RetainStamp,
+}
+
+/// Where this shard sits in the broker, and its cross-shard state.
+#[derive(Debug)]
+struct Cluster {
+    shard: usize,
+    shard_count: usize,
+    interest: InterestTable,
+    /// What each peer shard is to be sent, and the wake-up of the task that sends it.
+    outboxes: Vec<RemoteBatch>,
+    outbox_wakes: Vec<Rc<LocalNotify>>,
+    /// Messages an outbox may hold before connections stop reading (backpressure).
+    outbox_limit: usize,
+    /// This shard's part of the client-id registry: client id to the shard of its session.
+    registry: HashMap<ClientId, usize>,
+    pending_connects: HashMap<u64, PendingConnect>,
+    /// Takes that arrived while this shard's own connect for the client id was pending.
+    deferred_takes: HashMap<ClientId, (usize, u64, bool)>,
+    next_token: u64,
+    barriers: VecDeque<PendingBarrier>,
+    next_barrier: u64,
+    /// Scratch for share-group routing: each group's filter and the shard serving it.
+    group_routes: Vec<(crate::protocol::TopicFilter, ShardId)>,
 }
 
 /// The shard's state.
@@ -60,10 +102,10 @@ pub struct ShardEngine {
     free_slots: Vec<SessionKey>,
     by_client: HashMap<ClientId, SessionKey>,
     subscriptions: SubscriptionTable<SessionKey>,
-    retained: RetainedStore<Arc<Message>>,
+    retained: RetainedStore<RetainedEntry>,
     counters: ShardCounters,
     assigned_ids: u64,
-    shard_index: usize,
+    cluster: Cluster,
     recipients: Vec<crate::topic::Recipient<SessionKey>>,
     /// Emptied action buffers, reused by `handle_packet`, `deliver` and friends.
     spare_actions: Vec<Vec<Action>>,
@@ -72,7 +114,7 @@ pub struct ShardEngine {
 impl std::fmt::Debug for ShardEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShardEngine")
-            .field("shard", &self.shard_index)
+            .field("shard", &self.cluster.shard)
             .field("sessions", &self.by_client.len())
             .field("retained", &self.retained.len())
             .finish_non_exhaustive()
@@ -80,7 +122,7 @@ impl std::fmt::Debug for ShardEngine {
 }
 
 impl ShardEngine {
-    /// An empty shard.
+    /// An empty shard that is the broker's only one; see [`Self::with_mesh`] for more.
     pub fn new(
         shard_index: usize,
         limits: Arc<BrokerLimits>,
@@ -97,10 +139,51 @@ impl ShardEngine {
             retained: RetainedStore::new(),
             counters: ShardCounters::default(),
             assigned_ids: 0,
-            shard_index,
+            cluster: Cluster {
+                shard: shard_index,
+                shard_count: 1,
+                interest: InterestTable::new(),
+                outboxes: Vec::new(),
+                outbox_wakes: Vec::new(),
+                outbox_limit: usize::MAX,
+                registry: HashMap::new(),
+                pending_connects: HashMap::new(),
+                deferred_takes: HashMap::new(),
+                next_token: 0,
+                barriers: VecDeque::new(),
+                next_barrier: 0,
+                group_routes: Vec::new(),
+            },
             recipients: Vec::new(),
             spare_actions: Vec::new(),
         }
+    }
+
+    /// Makes this shard one of `shard_count`: routing consults the interest table, client ids
+    /// go through the registry, and what peers must know is queued in per-peer outboxes (at
+    /// most `outbox_limit` messages each before [`Self::mesh_congested`] says so).
+    pub fn with_mesh(mut self, shard_count: usize, outbox_limit: usize) -> Self {
+        let cluster = &mut self.cluster;
+        cluster.shard_count = shard_count.max(1);
+        cluster.outboxes = (0..shard_count).map(|_| Vec::new()).collect();
+        cluster.outbox_wakes = (0..shard_count).map(|_| Rc::default()).collect();
+        cluster.outbox_limit = outbox_limit.max(1);
+        self
+    }
+
+    /// Counts a connection closed at accept for the per-shard connection limit.
+    pub fn count_connection_over_limit(&mut self) {
+        self.counters.connections_over_limit += 1;
+    }
+
+    /// This shard's index.
+    pub fn shard_index(&self) -> usize {
+        self.cluster.shard
+    }
+
+    /// The client id of the session `key`, if it exists.
+    pub fn client_id(&self, key: SessionKey) -> Option<&ClientId> {
+        Some(self.slots.get(key as usize)?.as_ref()?.session.client_id())
     }
 
     /// The shard's counters.
@@ -134,14 +217,35 @@ impl ShardEngine {
                 return self.refuse(&connection, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
             }
             self.assigned_ids += 1;
-            let text = format!("starling-{}-{}", self.shard_index, self.assigned_ids);
+            let text = format!("starling-{}-{}", self.cluster.shard, self.assigned_ids);
             client_id = match ClientId::new(&text) {
                 Ok(id) => id,
                 Err(_) => return self.refuse(&connection, ReasonCode::UNSPECIFIED_ERROR),
             };
             assigned = true;
         }
+        if self.cluster.shard_count > 1 {
+            self.claim_client_id(now, connect, client_id, assigned, connection);
+            return ConnectOutcome::Pending;
+        }
+        self.attach(now, connect, client_id, assigned, connection, None)
+    }
 
+    /// Connects `connection` to `client_id`'s session: one moved here from another shard, the
+    /// one already on this shard (taken over or resumed), or a new one.
+    fn attach(
+        &mut self,
+        now: Instant,
+        connect: &Connect,
+        client_id: ClientId,
+        assigned: bool,
+        connection: Rc<ConnectionHandle>,
+        moved: Option<super::remote::MovedSession>,
+    ) -> ConnectOutcome {
+        if let Some(moved) = moved {
+            // A will still waiting for its delay is not published: its client is back.
+            self.install_moved_session(moved.session);
+        }
         let existing = self.by_client.get(&client_id).copied();
         if let Some(key) = existing {
             // Takeover: the old connection goes, with 0x8E for 5.0 clients, and its will is
@@ -160,7 +264,8 @@ impl ShardEngine {
                 self.publish_will(now, &client_id, will);
             }
             if !resume {
-                self.remove_session(key);
+                // The registry keeps pointing here: the new session is on this shard too.
+                self.remove_session(key, false);
             }
         }
 
@@ -180,7 +285,9 @@ impl ShardEngine {
             .connect(now, connect, session_present, assigned, &mut actions);
         self.send_packet(&connection, &Packet::ConnAck(connack));
         self.counters.connections_accepted += 1;
+        connection.set_connect_outcome(ConnectOutcome::Accepted(key));
         self.apply(now, key, actions);
+        self.run_deferred_take(now, &client_id);
         ConnectOutcome::Accepted(key)
     }
 
@@ -197,6 +304,7 @@ impl ShardEngine {
             publish_will: false,
         });
         self.counters.connections_refused += 1;
+        connection.set_connect_outcome(ConnectOutcome::Refused);
         ConnectOutcome::Refused
     }
 
@@ -223,12 +331,19 @@ impl ShardEngine {
         key
     }
 
-    fn remove_session(&mut self, key: SessionKey) {
-        if let Some(slot) = self.slots.get_mut(key as usize).and_then(Option::take) {
-            self.by_client.remove(slot.session.client_id());
-            self.subscriptions.remove_session(key);
-            self.free_slots.push(key);
+    /// Ends the session `key`: its routes go (announced to the other shards) and, when
+    /// `release`, the registry forgets that this shard holds its client id. Returns the slot.
+    fn remove_session(&mut self, key: SessionKey, release: bool) -> Option<Slot> {
+        let slot = self.slots.get_mut(key as usize).and_then(Option::take)?;
+        self.by_client.remove(slot.session.client_id());
+        for removed in self.subscriptions.remove_session(key) {
+            self.announce_unsubscribe(&removed.filter, removed.outcome);
         }
+        self.free_slots.push(key);
+        if release {
+            self.release_client_id(slot.session.client_id());
+        }
+        Some(slot)
     }
 
     fn slot_mut(&mut self, key: SessionKey) -> Option<&mut Slot> {
@@ -296,7 +411,7 @@ impl ShardEngine {
             }
         }
         if detached.expiry.is_zero() {
-            self.remove_session(key);
+            self.remove_session(key, true);
         } else if let Some(slot) = self.slot_mut(key) {
             slot.expires_at = now.checked_add(detached.expiry);
         }
@@ -326,7 +441,7 @@ impl ShardEngine {
             self.publish_will(now, &client_id, will);
         }
         for key in expired {
-            self.remove_session(key);
+            self.remove_session(key, true);
             self.counters.sessions_expired += 1;
         }
     }
@@ -366,7 +481,8 @@ impl ShardEngine {
                 Action::Subscribe(request) => self.subscribe(now, key, request),
                 Action::Unsubscribe(filters) => {
                     for filter in &filters {
-                        self.subscriptions.unsubscribe(key, filter);
+                        let outcome = self.subscriptions.unsubscribe(key, filter);
+                        self.announce_unsubscribe(filter, outcome);
                     }
                 }
                 Action::Close(close) => {
@@ -415,39 +531,89 @@ impl ShardEngine {
         connection.writer_wake.notify();
     }
 
-    /// Routes a message to every matching session on this shard and keeps it if retained.
+    /// Routes a message published on this shard: to every matching session here, to the other
+    /// shards with matching subscriptions (one forward each, batched by the mesh), and to one
+    /// member of every matching share group wherever it is. Keeps it if retained.
     fn route(&mut self, now: Instant, publisher: Option<SessionKey>, message: Arc<Message>) {
         self.counters.messages_received += 1;
         if message.retain {
-            self.store_retained(&message);
+            self.store_retained(now, &message);
         }
         let mut recipients = std::mem::take(&mut self.recipients);
         recipients.clear();
-        self.subscriptions
-            .match_topic(&message.topic, publisher, &mut recipients);
+        if self.cluster.shard_count == 1 {
+            self.subscriptions
+                .match_topic(&message.topic, publisher, &mut recipients);
+        } else {
+            self.subscriptions
+                .match_direct(&message.topic, publisher, &mut recipients);
+            self.forward(now, &message, publisher, &mut recipients);
+        }
+        self.deliver_all(now, &message, &mut recipients);
+        self.recipients = recipients;
+    }
+
+    /// Hands `message` to each recipient, at the lower of its granted and the message's QoS.
+    fn deliver_all(
+        &mut self,
+        now: Instant,
+        message: &Arc<Message>,
+        recipients: &mut Vec<crate::topic::Recipient<SessionKey>>,
+    ) {
         for recipient in recipients.drain(..) {
             let delivery = Delivery {
-                message: Arc::clone(&message),
+                message: Arc::clone(message),
                 qos: recipient.qos.min(message.qos),
                 retain: recipient.retain_as_published && message.retain,
                 subscription_ids: recipient.subscription_ids,
             };
             self.deliver(now, recipient.session, delivery);
         }
-        self.recipients = recipients;
     }
 
-    fn store_retained(&mut self, message: &Message) {
-        if message.payload.is_empty() {
+    /// Keeps a retained message (an empty payload deletes) and tells the other shards.
+    fn store_retained(&mut self, now: Instant, message: &Arc<Message>) {
+        let stamp = (now, self.cluster.shard);
+        let kept = if message.payload.is_empty() {
             self.retained.remove(&message.topic);
+            Arc::clone(message)
+        } else {
+            // Kept for long: copied once so it does not pin the publisher's read buffer. Every
+            // shard's index then shares this one copy.
+            let owned = Arc::new(Message {
+                payload: Bytes::copy_from_slice(&message.payload),
+                ..Message::clone(message)
+            });
+            let entry = RetainedEntry {
+                message: Arc::clone(&owned),
+                stamp,
+            };
+            self.retained.set(&message.topic, entry);
+            owned
+        };
+        for peer in 0..self.cluster.shard_count {
+            if peer != self.cluster.shard {
+                let message = Arc::clone(&kept);
+                self.push_remote(now, peer, RemoteMessage::Retain { message, stamp });
+            }
+        }
+    }
+
+    /// Applies another shard's retained write unless this shard holds a later one.
+    fn apply_remote_retained(&mut self, message: Arc<Message>, stamp: RetainStamp) {
+        let newer = self
+            .retained
+            .get(&message.topic)
+            .map_or(true, |known| known.stamp < stamp);
+        if !newer {
             return;
         }
-        // Kept for long: copied once so it does not pin the publisher's read buffer.
-        let owned = Message {
-            payload: Bytes::copy_from_slice(&message.payload),
-            ..message.clone()
-        };
-        self.retained.set(&message.topic, Arc::new(owned));
+        if message.payload.is_empty() {
+            self.retained.remove(&message.topic);
+        } else {
+            let topic = message.topic.clone();
+            self.retained.set(&topic, RetainedEntry { message, stamp });
+        }
     }
 
     fn deliver(&mut self, now: Instant, key: SessionKey, delivery: Delivery) {
@@ -459,13 +625,26 @@ impl ShardEngine {
         self.apply(now, key, actions);
     }
 
-    /// Adds the subscriptions, sends the SUBACK (on one shard the route is in force at once),
-    /// then the retained messages the options ask for.
+    /// Adds the subscriptions. A filter new to this shard is announced to the others, and the
+    /// SUBACK waits until every shard has applied the announcement (a barrier), so a message
+    /// published anywhere after the SUBACK reaches the subscriber; otherwise it goes at once.
     fn subscribe(&mut self, now: Instant, key: SessionKey, request: SubscribeRequest) {
+        let mut announced = false;
         for entry in &request.entries {
             let options = SubscriberOptions::new(&entry.options, entry.id);
-            self.subscriptions.subscribe(key, &entry.filter, options);
+            let outcome = self.subscriptions.subscribe(key, &entry.filter, options);
+            announced |= self.announce_subscribe(now, &entry.filter, outcome);
         }
+        if self.cluster.shard_count > 1 && (announced || !self.cluster.barriers.is_empty()) {
+            self.wait_for_barrier(now, key, request, announced);
+        } else {
+            self.complete_subscribe(now, key, request);
+        }
+    }
+
+    /// Sends the SUBACK of a subscribe now in force everywhere, then the retained messages its
+    /// options ask for.
+    fn complete_subscribe(&mut self, now: Instant, key: SessionKey, request: SubscribeRequest) {
         self.send_to(key, &Outgoing::Packet(request.suback()));
         for entry in &request.entries {
             let wanted = match entry.options.retain_handling {
@@ -478,8 +657,9 @@ impl ShardEngine {
                 continue;
             }
             let mut matching = Vec::new();
-            self.retained
-                .for_each_matching(&entry.filter, |message| matching.push(Arc::clone(message)));
+            self.retained.for_each_matching(&entry.filter, |entry| {
+                matching.push(Arc::clone(&entry.message));
+            });
             for message in matching {
                 let mut subscription_ids = crate::session::SubscriptionIds::default();
                 if let Some(id) = entry.id {
@@ -499,14 +679,18 @@ impl ShardEngine {
     /// Closes every connection for shutdown (5.0 clients get 0x8B); wills are published as the
     /// connections end.
     pub fn shutdown(&mut self) {
+        let close = Close {
+            reason: ReasonCode::SERVER_SHUTTING_DOWN,
+            send_disconnect: true,
+            publish_will: true,
+        };
         for slot in self.slots.iter().flatten() {
             if let Some(connection) = &slot.connection {
-                connection.request_close(Close {
-                    reason: ReasonCode::SERVER_SHUTTING_DOWN,
-                    send_disconnect: true,
-                    publish_will: true,
-                });
+                connection.request_close(close);
             }
+        }
+        for pending in self.cluster.pending_connects.values() {
+            pending.connection.request_close(close);
         }
     }
 }

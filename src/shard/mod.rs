@@ -6,10 +6,14 @@ mod connection_handle;
 mod counters;
 mod engine;
 mod executors;
+mod mesh;
 mod notify;
+mod remote;
 
 pub use connection_handle::ConnectionHandle;
 pub use counters::ShardCounters;
 pub use engine::{ConnectOutcome, SessionKey, ShardEngine};
 pub use executors::{spawn_shards, ShardHandles, ShardStartError, SHARD_START_TIMEOUT};
+pub use mesh::{start_mesh, MeshEndpoints, MeshTasks};
 pub use notify::{LocalNotify, Notified};
+pub use remote::{registry_shard, MovedSession, RemoteBatch, RemoteMessage, RetainStamp};

@@ -364,3 +364,6 @@ fn an_empty_client_id_is_assigned_in_v5_and_refused_without_clean_session_in_v31
     assert_eq!(ack.reason_code, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
     assert!(client.handle.close_requested().is_some());
 }
+
+#[path = "cluster_tests.rs"]
+mod cluster;

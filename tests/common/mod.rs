@@ -1,0 +1,138 @@
+//! The shared broker harness of the integration tests: starts the real `starling` binary on a
+//! free loopback port with a given shard count and extra config, reads its JSON log lines to
+//! learn which shard each client landed on, and stops it with SIGTERM.
+//!
+//! Each test file that uses it declares `mod common;`. Every broker started here is killed when
+//! its `Broker` is dropped, so a failing test leaves no process behind.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the harness waits for the broker to start, or for a log line.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A running broker process.
+pub struct Broker {
+    child: Option<Child>,
+    /// The loopback port it listens on.
+    pub port: u16,
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+/// A loopback port nobody listens on: bound by the OS for a moment, then released.
+pub fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+impl Broker {
+    /// Starts `starling` with `shards` shards; `extra_config` is TOML appended to the config
+    /// file (for instance `"[mqtt]\nmax_queued_messages = 5\n"`).
+    pub fn start(shards: usize, extra_config: &str) -> Self {
+        let port = free_port();
+        let config = format!(
+            "[[listeners]]\nname = \"test\"\nbind = \"127.0.0.1:{port}\"\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra_config}"
+        );
+        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("broker-{port}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
+            .args(["--config", path.to_str().unwrap(), "--shards", &shards.to_string()])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start starling");
+        let stderr = child.stderr.take().unwrap();
+        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+        let lines = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let (lines, changed) = &*lines;
+                lines.lock().unwrap().push(line);
+                changed.notify_all();
+            }
+        });
+        let broker = Self {
+            child: Some(child),
+            port,
+            log,
+        };
+        broker.wait_for_log(|line| line.contains("broker started"));
+        broker
+    }
+
+    /// The broker's log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.0.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line satisfies `wanted`; returns it. Panics after [`WAIT`].
+    pub fn wait_for_log(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        let (lines, changed) = &*self.log;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            if let Some(line) = guard.iter().find(|line| wanted(line)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no such log line; the log:\n{}", guard.join("\n"));
+            guard = changed.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    /// The shard the client `client_id` was connected on, the last time it connected (from
+    /// the broker's `client connected` log line). Waits for the line.
+    pub fn shard_of(&self, client_id: &str) -> usize {
+        let needle = format!("\"client_id\":\"{client_id}\"");
+        self.wait_for_log(|line| line.contains("client connected") && line.contains(&needle));
+        let line = self
+            .log()
+            .into_iter()
+            .rev()
+            .find(|line| line.contains("client connected") && line.contains(&needle))
+            .unwrap();
+        let shard = line.split("\"shard\":").nth(1).expect("a shard field");
+        shard
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Stops the broker with SIGTERM and returns its exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the broker did not stop within {WAIT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

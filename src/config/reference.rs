@@ -247,8 +247,10 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         path: "mqtt.max_topic_levels",
         kind: "integer, levels",
         allowed: "1 to 32768",
-        doc: "Most levels (parts between /) in a topic name or filter; deeper ones are refused. \
-              It bounds the depth of every trie walk. Real hierarchies rarely pass 10 levels.",
+        doc: "Most levels (parts between /) in a topic name or filter. A deeper filter gets \
+              SUBACK Topic Filter invalid (0x8F; 0x80 in 3.x); a PUBLISH to a deeper topic \
+              closes the connection with Topic Name invalid (0x90). It bounds the depth of \
+              every trie walk. Real hierarchies rarely pass 10 levels.",
     },
     // [tuning]
     KeyDoc {
@@ -298,10 +300,12 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         path: "tuning.cross_shard_queue_capacity",
         kind: "integer, messages",
         allowed: "16 to 1048576",
-        doc: "Messages each one-way queue between two shards holds (there are shards × \
-              (shards − 1) queues). A shard never waits on a full queue: what does not fit \
-              waits in its local overflow until the next tick. Payloads are shared, not \
-              copied, so a slot is a few dozen bytes.",
+        doc: "Bound on the traffic from one shard to another (there are shards × (shards − 1) \
+              such ways): the channel holds this many batches (one per executor tick), and the \
+              sending shard's outbox holds this many messages before that shard's connections \
+              stop reading until it drains, so a slow shard slows publishers instead of growing \
+              memory. A shard's inbox never waits on a full channel, so shards cannot deadlock. \
+              Payloads are shared, not copied.",
     },
     KeyDoc {
         path: "tuning.ring_depth",

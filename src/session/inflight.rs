@@ -40,17 +40,23 @@ pub struct Inflight {
     waiting: VecDeque<OutgoingPublish>,
     next_id: PacketId,
     max_waiting: usize,
+    /// Bytes (topic and payload) of the queued messages, and their bound.
+    waiting_bytes: usize,
+    max_waiting_bytes: usize,
 }
 
 impl Inflight {
-    /// An empty window whose queue holds at most `max_waiting` messages.
-    pub fn new(max_waiting: usize) -> Self {
+    /// An empty window whose queue holds at most `max_waiting` messages and, of those, at
+    /// most `max_waiting_bytes` of topics and payloads.
+    pub fn new(max_waiting: usize, max_waiting_bytes: usize) -> Self {
         Self {
             in_flight: HashMap::new(),
             send_order: VecDeque::new(),
             waiting: VecDeque::new(),
             next_id: PacketId::from(std::num::NonZeroU16::MIN),
             max_waiting,
+            waiting_bytes: 0,
+            max_waiting_bytes,
         }
     }
 
@@ -69,13 +75,29 @@ impl Inflight {
         self.in_flight.is_empty() && self.waiting.is_empty()
     }
 
-    /// Queues a QoS 1/2 message behind the window. Returns it back when the queue is full.
+    /// Queues a QoS 1/2 message behind the window. Returns it back when the queue is full,
+    /// by count or by bytes.
     pub fn enqueue(&mut self, publish: OutgoingPublish) -> Result<(), OutgoingPublish> {
-        if self.waiting.len() >= self.max_waiting {
+        let size = queued_size(&publish);
+        if self.waiting.len() >= self.max_waiting
+            || self.waiting_bytes.saturating_add(size) > self.max_waiting_bytes
+        {
             return Err(publish);
         }
+        self.waiting_bytes += size;
         self.waiting.push_back(publish);
         Ok(())
+    }
+
+    /// Bytes of topics and payloads queued behind the window.
+    pub fn waiting_bytes(&self) -> usize {
+        self.waiting_bytes
+    }
+
+    fn pop_waiting(&mut self) -> Option<OutgoingPublish> {
+        let publish = self.waiting.pop_front()?;
+        self.waiting_bytes -= queued_size(&publish);
+        Some(publish)
     }
 
     /// Takes the next queued message if the window (of `window` ids) has room, gives it a
@@ -84,7 +106,7 @@ impl Inflight {
         if self.in_flight.len() >= window || self.in_flight.len() >= usize::from(u16::MAX) {
             return None;
         }
-        let mut publish = self.waiting.pop_front()?;
+        let mut publish = self.pop_waiting()?;
         let packet_id = self.allocate_id();
         publish.packet_id = Some(packet_id);
         let state = match publish.qos {
@@ -105,7 +127,7 @@ impl Inflight {
     ) -> usize {
         let mut dropped = 0;
         while self.waiting.front().is_some_and(&mut is_expired) {
-            self.waiting.pop_front();
+            self.pop_waiting();
             dropped += 1;
         }
         dropped
@@ -197,4 +219,10 @@ pub enum Redelivery {
     Publish(OutgoingPublish),
     /// A PUBREL whose PUBCOMP never came.
     PubRel(PacketId),
+}
+
+/// What a queued message counts against `mqtt.max_queued_bytes`: its topic and payload, the
+/// parts that grow with what clients send (the rest is a small fixed size per message).
+fn queued_size(publish: &OutgoingPublish) -> usize {
+    publish.message.topic.as_str().len() + publish.message.payload.len()
 }

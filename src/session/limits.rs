@@ -16,6 +16,14 @@ pub struct BrokerLimits {
     pub max_outbound_window: NonZeroU16,
     /// QoS 1/2 messages queued per session behind the outbound window or while offline.
     pub max_queued_messages: usize,
+    /// Bytes of topics and payloads in that queue.
+    pub max_queued_bytes: usize,
+    /// Longest client id accepted, in bytes.
+    pub max_client_id_bytes: u16,
+    /// Most levels in a topic name or filter.
+    pub max_topic_levels: u16,
+    /// Whether a CONNECT without a user name is accepted.
+    pub allow_anonymous: bool,
     /// Inbound topic aliases accepted (0 disables them).
     pub topic_alias_maximum: u16,
     /// Highest QoS accepted from clients.
@@ -42,6 +50,10 @@ impl From<&MqttConfig> for BrokerLimits {
             receive_maximum: mqtt.receive_maximum,
             max_outbound_window: mqtt.max_inflight_messages,
             max_queued_messages: mqtt.max_queued_messages,
+            max_queued_bytes: mqtt.max_queued_bytes,
+            max_client_id_bytes: mqtt.max_client_id_bytes,
+            max_topic_levels: mqtt.max_topic_levels.get(),
+            allow_anonymous: mqtt.allow_anonymous,
             topic_alias_maximum: mqtt.topic_alias_maximum,
             maximum_qos: mqtt.maximum_qos,
             retain_available: mqtt.retain_available,

@@ -70,12 +70,12 @@ pub struct Detached {
 impl Session {
     /// A new, empty session.
     pub fn new(client_id: ClientId, limits: Arc<BrokerLimits>) -> Self {
-        let max_queued = limits.max_queued_messages;
+        let (max_queued, max_queued_bytes) = (limits.max_queued_messages, limits.max_queued_bytes);
         Self {
             client_id,
             limits,
             subscriptions: HashMap::new(),
-            outbound: Inflight::new(max_queued),
+            outbound: Inflight::new(max_queued, max_queued_bytes),
             inbound_qos2: HashSet::new(),
             will: None,
             expiry_secs: 0,
@@ -301,6 +301,10 @@ impl Session {
                 return protocol_violation(actions, ReasonCode::PROTOCOL_ERROR)
             }
         };
+        if level_count(topic.as_str()) > usize::from(limits.max_topic_levels) {
+            // Deeper than `mqtt.max_topic_levels`: refused as an invalid topic name.
+            return protocol_violation(actions, ReasonCode::TOPIC_NAME_INVALID);
+        }
         let declared_utf8 =
             publish.properties.payload_format_indicator == Some(PayloadFormat::Utf8);
         let valid_payload = !declared_utf8 || std::str::from_utf8(&publish.payload).is_ok();
@@ -513,4 +517,9 @@ fn protocol_violation(actions: &mut Vec<Action>, reason: ReasonCode) {
         send_disconnect: true,
         publish_will: true,
     }));
+}
+
+/// Number of levels in a topic name or filter (`a/b` has two, `a//b` three).
+pub(crate) fn level_count(topic: &str) -> usize {
+    topic.bytes().filter(|&byte| byte == b'/').count() + 1
 }

@@ -7,7 +7,7 @@ use crate::protocol::{ReasonCode, Subscribe, TopicFilter};
 
 use super::actions::{SubscribeEntry, SubscribeRequest};
 use super::limits::BrokerLimits;
-use super::state::StoredSubscription;
+use super::state::{level_count, StoredSubscription};
 
 /// Grants or refuses each filter of `subscribe`.
 pub(crate) fn validate_subscribe(
@@ -26,6 +26,8 @@ pub(crate) fn validate_subscribe(
             Some(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
         } else if filter.has_wildcards() && !limits.wildcard_subscription_available {
             Some(ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
+        } else if level_count(filter.as_str()) > usize::from(limits.max_topic_levels) {
+            Some(ReasonCode::TOPIC_FILTER_INVALID)
         } else {
             None
         };

@@ -315,6 +315,33 @@ fn a_full_queue_drops_and_counts_new_qos1_messages() {
 }
 
 #[test]
+fn the_queue_is_bounded_in_bytes_too() {
+    // Each message counts its topic (1 byte) and payload (1 byte): 2 bytes.
+    let limits = BrokerLimits {
+        max_queued_messages: 100,
+        max_queued_bytes: 5,
+        max_outbound_window: NonZeroU16::new(1).unwrap(),
+        ..BrokerLimits::default()
+    };
+    let mut harness = Harness::new(limits);
+    let connect = connect_packet(ProtocolVersion::V3_1_1, 0);
+    harness
+        .session
+        .connect(harness.now, &connect, false, false, &mut harness.actions);
+    let mut drops = 0;
+    for _ in 0..6 {
+        let actions = harness.deliver(message("t", QoS::AtLeastOnce), QoS::AtLeastOnce);
+        drops += actions
+            .iter()
+            .filter(|a| matches!(a, Action::Dropped(DropReason::QueueFull)))
+            .count();
+    }
+    // One in flight, two queued (4 of 5 bytes), three refused.
+    assert_eq!(harness.session.pending_len(), 3);
+    assert_eq!(drops, 3);
+}
+
+#[test]
 fn offline_session_queues_qos1_drops_qos0_and_redelivers_with_dup_on_reconnect() {
     let mut harness = Harness::connected(ProtocolVersion::V3_1_1, ConnectProperties::default());
     let in_flight =
@@ -660,7 +687,7 @@ fn v3_deliveries_carry_no_v5_properties() {
 
 #[test]
 fn packet_ids_skip_ids_still_in_flight() {
-    let mut inflight = Inflight::new(10);
+    let mut inflight = Inflight::new(10, usize::MAX);
     let publish = sent_publishes(&{
         let mut harness = Harness::connected(ProtocolVersion::V5, ConnectProperties::default());
         harness.deliver(message("t", QoS::AtLeastOnce), QoS::AtLeastOnce)

@@ -205,6 +205,12 @@ impl ShardEngine {
         connection: Rc<ConnectionHandle>,
     ) -> ConnectOutcome {
         let v5 = connect.protocol.is_v5();
+        if connect.client_id.as_str().len() > usize::from(self.limits.max_client_id_bytes) {
+            return self.refuse(&connection, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        if !self.limits.allow_anonymous && connect.username.is_none() {
+            return self.refuse(&connection, ReasonCode::NOT_AUTHORIZED);
+        }
         let mut client_id = connect.client_id.clone();
         let mut assigned = false;
         if client_id.is_empty() {

@@ -365,5 +365,60 @@ fn an_empty_client_id_is_assigned_in_v5_and_refused_without_clean_session_in_v31
     assert!(client.handle.close_requested().is_some());
 }
 
+#[test]
+fn config_limits_refuse_long_client_ids_anonymous_clients_and_deep_topics() {
+    let limits = BrokerLimits {
+        max_client_id_bytes: 23,
+        allow_anonymous: false,
+        max_topic_levels: 3,
+        ..BrokerLimits::default()
+    };
+    let mut engine = ShardEngine::new(0, Arc::new(limits), true, ShareStrategy::RoundRobin);
+    let now = Instant::now();
+    let refused = |engine: &mut ShardEngine, connect: Connect| {
+        let handle = Rc::new(ConnectionHandle::new(connect.protocol, 1 << 20));
+        assert_eq!(
+            engine.connect(now, &connect, Rc::clone(&handle)),
+            ConnectOutcome::Refused
+        );
+        let client = Client {
+            handle,
+            key: 0,
+            version: connect.protocol,
+            after_connack: Vec::new(),
+        };
+        match &received(&client)[..] {
+            [Packet::ConnAck(ack)] => ack.reason_code,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut long = connect_packet(ProtocolVersion::V5, &"x".repeat(24), true);
+    long.username = Some(crate::protocol::MqttString::new("u").unwrap());
+    assert_eq!(
+        refused(&mut engine, long),
+        ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
+    );
+    let anonymous = connect_packet(ProtocolVersion::V3_1_1, "anon", true);
+    assert_eq!(refused(&mut engine, anonymous), ReasonCode::NOT_AUTHORIZED);
+
+    let mut named = connect_packet(ProtocolVersion::V5, "named", true);
+    named.username = Some(crate::protocol::MqttString::new("u").unwrap());
+    let client = connect(&mut engine, now, named);
+    subscribe(&mut engine, now, &client, "a/b/c/d", QoS::AtMostOnce);
+    match &received(&client)[..] {
+        [Packet::SubAck(ack)] => {
+            assert_eq!(ack.reason_codes, [ReasonCode::TOPIC_FILTER_INVALID])
+        }
+        other => panic!("{other:?}"),
+    }
+    engine.handle_packet(
+        now,
+        client.key,
+        publish_packet("a/b/c/d", QoS::AtMostOnce, false, b"deep"),
+    );
+    let close = client.handle.close_requested().expect("closed");
+    assert_eq!(close.reason, ReasonCode::TOPIC_NAME_INVALID);
+}
+
 #[path = "cluster_tests.rs"]
 mod cluster;

@@ -53,6 +53,11 @@ impl OutboundQueue {
         }
     }
 
+    /// The protocol version packets are encoded in.
+    pub fn version(&self) -> ProtocolVersion {
+        self.codec.version
+    }
+
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes

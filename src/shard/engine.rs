@@ -109,6 +109,8 @@ pub struct ShardEngine {
     recipients: Vec<crate::topic::Recipient<SessionKey>>,
     /// Emptied action buffers, reused by `handle_packet`, `deliver` and friends.
     spare_actions: Vec<Vec<Action>>,
+    /// The last QoS 0 packet encoded per protocol version, shared by identical deliveries.
+    shared_encoding: super::shared_encoding::SharedEncoding,
 }
 
 impl std::fmt::Debug for ShardEngine {
@@ -156,6 +158,7 @@ impl ShardEngine {
             },
             recipients: Vec::new(),
             spare_actions: Vec::new(),
+            shared_encoding: Default::default(),
         }
     }
 
@@ -514,7 +517,14 @@ impl ShardEngine {
         };
         let result = match outgoing {
             Outgoing::Packet(packet) => connection.outbound.borrow_mut().push_packet(packet),
-            Outgoing::Publish(publish) => connection.outbound.borrow_mut().push_publish(publish),
+            Outgoing::Publish(publish) => {
+                let version = connection.outbound.borrow().version();
+                match self.shared_encoding.get(publish, version) {
+                    Some(Ok(encoded)) => connection.outbound.borrow_mut().push_encoded(&encoded),
+                    Some(Err(error)) => Err(crate::net::QueueError::Encode(error)),
+                    None => connection.outbound.borrow_mut().push_publish(publish),
+                }
+            }
         };
         match result {
             Ok(()) => connection.writer_wake.notify(),

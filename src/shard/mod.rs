@@ -9,6 +9,7 @@ mod executors;
 mod mesh;
 mod notify;
 mod remote;
+mod shared_encoding;
 
 pub use connection_handle::ConnectionHandle;
 pub use counters::ShardCounters;

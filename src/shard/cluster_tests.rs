@@ -64,7 +64,7 @@ impl Mesh {
             version,
             after_connack: Vec::new(),
         };
-        let mut packets = received(&client);
+        let packets = received(&client);
         assert!(matches!(packets.first(), Some(Packet::ConnAck(_))));
         client.after_connack = packets;
         client

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
-use starling::net::{serve_connection, ConnectionSettings};
+use starling::net::{serve_connection, ConnectionSettings, ReadScratch};
 use starling::session::BrokerLimits;
 use starling::shard::ShardEngine;
 use starling::topic::ShareStrategy;
@@ -41,14 +41,15 @@ fn start_broker() -> u16 {
             )));
             let settings = ConnectionSettings {
                 max_packet_size: 1 << 20,
-                read_buffer_bytes: 8192,
                 outbound_budget_bytes: 1 << 20,
                 connect_timeout: Duration::from_secs(10),
             };
+            let scratch = Rc::new(RefCell::new(ReadScratch::new(16 * 1024)));
             // The thread ends with the test process.
             while let Ok(stream) = listener.accept().await {
-                glommio::spawn_local(serve_connection(stream, Rc::clone(&engine), settings))
-                    .detach();
+                let connection =
+                    serve_connection(stream, Rc::clone(&engine), Rc::clone(&scratch), settings);
+                glommio::spawn_local(connection).detach();
             }
         });
     });

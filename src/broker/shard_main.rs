@@ -15,7 +15,7 @@ use glommio::net::TcpListener;
 
 use super::{BrokerError, ShardShared, ShardStatus};
 use crate::config::{Config, SharedSubscriptionStrategy};
-use crate::net::{bind_listener, serve_connection, ConnectionSettings};
+use crate::net::{bind_listener, serve_connection, ConnectionSettings, ReadScratch};
 use crate::session::BrokerLimits;
 use crate::shard::{start_mesh, ShardEngine};
 use crate::topic::{ShardId, ShareStrategy};
@@ -66,18 +66,19 @@ pub(super) async fn run_shard(shard: ShardId, shared: ShardShared) {
     }
     let live = Rc::new(Cell::new(0_usize));
     let settings = connection_settings(&config);
+    let scratch = Rc::new(RefCell::new(ReadScratch::new(
+        config.tuning.read_buffer_bytes,
+    )));
     let limit = config.tuning.max_connections_per_shard.map(|n| n.get());
     // Dropping these tasks at shutdown cancels their pending accepts: the listeners close.
     let accept_tasks: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            let accepting = accept_loop(
-                listener,
-                Rc::clone(&engine),
-                settings,
-                Rc::clone(&live),
-                limit,
-            );
+            let io = ShardIo {
+                engine: Rc::clone(&engine),
+                scratch: Rc::clone(&scratch),
+            };
+            let accepting = accept_loop(listener, io, settings, Rc::clone(&live), limit);
             glommio::spawn_local(accepting)
         })
         .collect();
@@ -139,17 +140,22 @@ fn random_seed(shard: ShardId) -> u64 {
 fn connection_settings(config: &Config) -> ConnectionSettings {
     ConnectionSettings {
         max_packet_size: config.mqtt.max_packet_size_bytes.get(),
-        read_buffer_bytes: config.tuning.read_buffer_bytes,
         outbound_budget_bytes: config.tuning.outbound_budget_bytes,
         connect_timeout: config.mqtt.connect_timeout,
     }
+}
+
+/// What every connection of the shard shares.
+struct ShardIo {
+    engine: Rc<RefCell<ShardEngine>>,
+    scratch: Rc<RefCell<ReadScratch>>,
 }
 
 /// Accepts connections on one listener and serves each in its own task; over
 /// `tuning.max_connections_per_shard`, a new connection is closed at once.
 async fn accept_loop(
     listener: TcpListener,
-    engine: Rc<RefCell<ShardEngine>>,
+    io: ShardIo,
     settings: ConnectionSettings,
     live: Rc<Cell<usize>>,
     limit: Option<usize>,
@@ -165,14 +171,18 @@ async fn accept_loop(
             }
         };
         if limit.is_some_and(|limit| live.get() >= limit) {
-            engine.borrow_mut().count_connection_over_limit();
+            io.engine.borrow_mut().count_connection_over_limit();
             drop(stream);
             continue;
         }
         live.set(live.get() + 1);
-        let (engine, live) = (Rc::clone(&engine), Rc::clone(&live));
+        let (engine, scratch, live) = (
+            Rc::clone(&io.engine),
+            Rc::clone(&io.scratch),
+            Rc::clone(&live),
+        );
         glommio::spawn_local(async move {
-            serve_connection(stream, engine, settings).await;
+            serve_connection(stream, engine, scratch, settings).await;
             live.set(live.get() - 1);
         })
         .detach();

@@ -282,10 +282,12 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         path: "tuning.read_buffer_bytes",
         kind: "integer, bytes",
         allowed: "512 to 16777216",
-        doc: "Initial size of a connection's read buffer. Packets are decoded in place from it; \
-              it grows for a packet that does not fit (up to mqtt.max_packet_size_bytes). \
-              Smaller saves memory per idle connection; larger lets one read bring in more \
-              packets from a fast publisher.",
+        doc: "Size of the read memory chunks a shard shares between its connections. A \
+              connection with nothing half read reads into the shard's current chunk and \
+              decodes its packets in place there, so an idle connection holds no read buffer; \
+              only a connection in the middle of a packet keeps a buffer of its own. A chunk \
+              is freed when the last packet read into it is; larger chunks mean bigger reads \
+              from fast publishers, smaller ones less memory pinned by long-queued messages.",
     },
     KeyDoc {
         path: "tuning.outbound_budget_bytes",

@@ -137,7 +137,7 @@ impl Default for RawTuning {
             shards: 0,
             cpus: Vec::new(),
             max_connections_per_shard: 0,
-            read_buffer_bytes: 8 * 1024,
+            read_buffer_bytes: 16 * 1024,
             outbound_budget_bytes: MIB,
             cross_shard_queue_capacity: 4096,
             ring_depth: 256,

@@ -12,9 +12,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
+use futures_lite::io::{AsyncWriteExt, ReadHalf};
 use glommio::net::TcpStream;
 
+use super::read_scratch::{read_into, ReadScratch};
 use crate::protocol::{
     Codec, ConnAck, Disconnect, DisconnectProperties, Packet, ProtocolVersion, ReasonCode,
 };
@@ -26,8 +27,6 @@ use crate::shard::{ConnectOutcome, ConnectionHandle, SessionKey, ShardEngine};
 pub struct ConnectionSettings {
     /// Largest packet accepted from the client.
     pub max_packet_size: u32,
-    /// Initial read buffer size.
-    pub read_buffer_bytes: usize,
     /// Outbound byte budget.
     pub outbound_budget_bytes: usize,
     /// Time allowed between accept and CONNECT.
@@ -44,6 +43,7 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn serve_connection(
     stream: TcpStream,
     engine: Rc<RefCell<ShardEngine>>,
+    scratch: Rc<RefCell<ReadScratch>>,
     settings: ConnectionSettings,
 ) {
     // Small packets must not wait for Nagle; failure only costs latency.
@@ -54,12 +54,21 @@ pub async fn serve_connection(
         .ok()
         .map(|peer| SocketAddr::new(peer.ip().to_canonical(), peer.port()));
     let (mut reader, writer) = futures_lite::io::split(stream);
-    let mut buf = BytesMut::with_capacity(settings.read_buffer_bytes);
+    // Empty until a packet is half read: idle connections read through the shard's scratch.
+    let mut buf = BytesMut::new();
     let codec = Codec {
         version: ProtocolVersion::V5,
         max_packet_size: settings.max_packet_size,
     };
-    let connect = match first_packet(&mut reader, &mut buf, codec, settings.connect_timeout).await {
+    let connect = match first_packet(
+        &mut reader,
+        &mut buf,
+        &scratch,
+        codec,
+        settings.connect_timeout,
+    )
+    .await
+    {
         Ok(connect) => connect,
         Err(refusal) => {
             if let Some((version, code)) = refusal {
@@ -87,7 +96,12 @@ pub async fn serve_connection(
             version,
             max_packet_size: settings.max_packet_size,
         };
-        read_loop(&mut reader, &mut buf, codec, &engine, key, &handle).await;
+        let reading = Reading {
+            reader: &mut reader,
+            buf: &mut buf,
+            scratch: &scratch,
+        };
+        read_loop(reading, codec, &engine, key, &handle).await;
         let close = handle.close_requested();
         engine
             .borrow_mut()
@@ -143,6 +157,7 @@ type Refusal = Option<(ProtocolVersion, ReasonCode)>;
 async fn first_packet(
     reader: &mut ReadHalf<TcpStream>,
     buf: &mut BytesMut,
+    scratch: &RefCell<ReadScratch>,
     codec: Codec,
     timeout: Duration,
 ) -> Result<Box<crate::protocol::Connect>, Refusal> {
@@ -163,7 +178,7 @@ async fn first_packet(
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        match read_some(reader, buf, left).await {
+        match read_some(reader, buf, scratch, left).await {
             ReadResult::Data => {}
             ReadResult::Closed | ReadResult::TimedOut => return Err(None),
         }
@@ -176,42 +191,47 @@ enum ReadResult {
     TimedOut,
 }
 
-/// Reads whatever the socket has into the spare capacity of `buf`, or times out.
+/// Reads whatever the socket has (see [`read_into`]), or times out.
 async fn read_some(
     reader: &mut ReadHalf<TcpStream>,
     buf: &mut BytesMut,
+    scratch: &RefCell<ReadScratch>,
     timeout: Duration,
 ) -> ReadResult {
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(4096);
-    }
-    let start = buf.len();
-    buf.resize(buf.capacity(), 0);
     let read = futures_lite::future::or(
-        async { Some(reader.read(&mut buf[start..]).await) },
+        async { Some(read_into(reader, buf, scratch).await) },
         async {
             glommio::timer::sleep(timeout).await;
             None
         },
     )
     .await;
-    let (len, result) = match read {
-        Some(Ok(0)) | Some(Err(_)) => (0, ReadResult::Closed),
-        Some(Ok(n)) => (n, ReadResult::Data),
-        None => (0, ReadResult::TimedOut),
-    };
-    buf.truncate(start + len);
-    result
+    match read {
+        Some(Ok(0)) | Some(Err(_)) => ReadResult::Closed,
+        Some(Ok(_)) => ReadResult::Data,
+        None => ReadResult::TimedOut,
+    }
+}
+
+/// What the read loop reads from and into.
+struct Reading<'a> {
+    reader: &'a mut ReadHalf<TcpStream>,
+    buf: &'a mut BytesMut,
+    scratch: &'a RefCell<ReadScratch>,
 }
 
 async fn read_loop(
-    reader: &mut ReadHalf<TcpStream>,
-    buf: &mut BytesMut,
+    reading: Reading<'_>,
     codec: Codec,
     engine: &Rc<RefCell<ShardEngine>>,
     key: SessionKey,
     handle: &Rc<ConnectionHandle>,
 ) {
+    let Reading {
+        reader,
+        buf,
+        scratch,
+    } = reading;
     loop {
         loop {
             match codec.decode(buf) {
@@ -246,7 +266,11 @@ async fn read_loop(
             // No keep-alive: wake up now and then only to notice a close request.
             None => Duration::from_secs(3600),
         };
-        match read_some(reader, buf, wait).await {
+        if buf.is_empty() {
+            // Let go of the scratch chunk the last read shared, so an idle connection pins none.
+            *buf = BytesMut::new();
+        }
+        match read_some(reader, buf, scratch, wait).await {
             ReadResult::Data => {}
             ReadResult::Closed => return,
             ReadResult::TimedOut => engine.borrow_mut().handle_timeout(Instant::now(), key),

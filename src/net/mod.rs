@@ -5,7 +5,9 @@
 mod connection;
 mod listener;
 mod outbound;
+mod read_scratch;
 
 pub use connection::{serve_connection, ConnectionSettings};
 pub use listener::bind_listener;
 pub use outbound::{OutboundQueue, QueueError, SHARE_PAYLOAD_FROM_BYTES};
+pub use read_scratch::{read_into, ReadScratch};

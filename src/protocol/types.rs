@@ -162,6 +162,13 @@ impl MqttString {
         Self::from_bytes(Bytes::copy_from_slice(text.as_bytes()))
     }
 
+    /// The same text in an allocation of its own. A decoded string is a slice of the read
+    /// buffer it arrived in; whatever is kept for long (a client id, a subscription, a will)
+    /// takes a copy so it does not keep that whole buffer alive.
+    pub fn to_owned_copy(&self) -> Self {
+        Self(Bytes::copy_from_slice(&self.0))
+    }
+
     /// Makes a string from a `'static` literal without copying.
     pub fn from_static(text: &'static str) -> Result<Self, DecodeError> {
         Self::from_bytes(Bytes::from_static(text.as_bytes()))
@@ -214,6 +221,11 @@ macro_rules! string_newtype_common {
             /// The underlying MQTT string.
             pub fn as_mqtt_str(&self) -> &MqttString {
                 &self.0
+            }
+
+            /// The same value in an allocation of its own (see [`MqttString::to_owned_copy`]).
+            pub fn to_owned_copy(&self) -> Self {
+                Self(self.0.to_owned_copy())
             }
 
             /// Length in bytes.
@@ -387,6 +399,16 @@ pub struct UserProperty {
     pub name: MqttString,
     /// The value.
     pub value: MqttString,
+}
+
+impl UserProperty {
+    /// The same pair in allocations of its own (see [`MqttString::to_owned_copy`]).
+    pub fn to_owned_copy(&self) -> Self {
+        Self {
+            name: self.name.to_owned_copy(),
+            value: self.value.to_owned_copy(),
+        }
+    }
 }
 
 /// MQTT 5 payload format indicator.

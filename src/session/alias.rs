@@ -48,7 +48,7 @@ impl InboundAliases {
         if topic.is_empty() {
             return self.topics.get(&alias).cloned().ok_or(AliasError::Unknown);
         }
-        self.topics.insert(alias, topic.clone());
+        self.topics.insert(alias, topic.to_owned_copy());
         Ok(topic.clone())
     }
 }
@@ -82,7 +82,7 @@ impl OutboundAliases {
             return None;
         }
         let alias = NonZeroU16::new(next)?;
-        self.aliases.insert(topic.clone(), alias);
+        self.aliases.insert(topic.to_owned_copy(), alias);
         Some((alias, true))
     }
 }

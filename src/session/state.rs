@@ -53,7 +53,8 @@ pub struct Session {
     outbound: Inflight,
     /// QoS 2 packet ids received whose PUBREL has not come yet.
     inbound_qos2: HashSet<PacketId>,
-    will: Option<Will>,
+    /// Boxed: most sessions have none, and a will with its properties is the biggest field.
+    will: Option<Box<Will>>,
     expiry_secs: u32,
     link: Option<Link>,
 }
@@ -125,7 +126,7 @@ impl Session {
             limits.max_session_expiry_secs
         };
         self.expiry_secs = requested_expiry.min(limits.max_session_expiry_secs);
-        self.will = connect.will.clone();
+        self.will = connect.will.as_ref().map(|will| Box::new(owned_will(will)));
 
         let mut keep_alive = connect.keep_alive;
         let max_keep_alive = limits.max_keep_alive_secs;
@@ -187,7 +188,7 @@ impl Session {
     /// the session's lifetime; the session keeps its state for a later reconnect.
     pub fn detach(&mut self, publish_will: bool) -> Detached {
         self.link = None;
-        let will = self.will.take().filter(|_| publish_will);
+        let will = self.will.take().filter(|_| publish_will).map(|will| *will);
         Detached {
             will,
             expiry: Duration::from_secs(u64::from(self.expiry_secs)),
@@ -256,7 +257,8 @@ impl Session {
                         options: entry.options,
                         id: entry.id,
                     };
-                    self.subscriptions.insert(entry.filter.clone(), stored);
+                    self.subscriptions
+                        .insert(entry.filter.to_owned_copy(), stored);
                 }
                 actions.push(Action::Subscribe(request));
             }
@@ -522,4 +524,36 @@ fn protocol_violation(actions: &mut Vec<Action>, reason: ReasonCode) {
 /// Number of levels in a topic name or filter (`a/b` has two, `a//b` three).
 pub(crate) fn level_count(topic: &str) -> usize {
     topic.bytes().filter(|&byte| byte == b'/').count() + 1
+}
+
+/// A copy of `will` that holds nothing of the CONNECT's read buffer: it is kept for as long as
+/// the connection, or the session, lasts.
+fn owned_will(will: &Will) -> Will {
+    let properties = &will.properties;
+    Will {
+        topic: will.topic.to_owned_copy(),
+        payload: bytes::Bytes::copy_from_slice(&will.payload),
+        qos: will.qos,
+        retain: will.retain,
+        properties: crate::protocol::WillProperties {
+            content_type: properties
+                .content_type
+                .as_ref()
+                .map(|text| text.to_owned_copy()),
+            response_topic: properties
+                .response_topic
+                .as_ref()
+                .map(|topic| topic.to_owned_copy()),
+            correlation_data: properties
+                .correlation_data
+                .as_ref()
+                .map(|data| bytes::Bytes::copy_from_slice(data)),
+            user_properties: properties
+                .user_properties
+                .iter()
+                .map(|property| property.to_owned_copy())
+                .collect(),
+            ..properties.clone()
+        },
+    }
 }

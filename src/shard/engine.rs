@@ -44,7 +44,8 @@ const MAX_SPARE_ACTION_BUFFERS: usize = 8;
 pub type SessionKey = u32;
 
 struct Slot {
-    session: Session,
+    /// Boxed so the slot table grows by small entries, not whole sessions.
+    session: Box<Session>,
     connection: Option<Rc<ConnectionHandle>>,
     /// When a detached session ends, if no client resumes it first.
     expires_at: Option<Instant>,
@@ -318,9 +319,11 @@ impl ShardEngine {
     }
 
     fn insert_session(&mut self, client_id: ClientId) -> SessionKey {
+        // Kept as long as the session: copied out of the CONNECT's read buffer.
+        let client_id = client_id.to_owned_copy();
         let session = Session::new(client_id.clone(), Arc::clone(&self.limits));
         let slot = Slot {
-            session,
+            session: Box::new(session),
             connection: None,
             expires_at: None,
             pending_will: None,

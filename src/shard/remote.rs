@@ -97,7 +97,7 @@ pub enum RemoteMessage {
 #[derive(Debug)]
 pub struct MovedSession {
     /// The session.
-    pub session: Session,
+    pub session: Box<Session>,
     /// A delayed will that had not been published yet.
     pub pending_will: Option<(Instant, Will)>,
 }

@@ -66,7 +66,5 @@ fn shrink_after_removal<K: Eq + std::hash::Hash, V>(map: &mut foldhash::HashMap<
 /// the client's read buffer; what the routing tables keep for as long as a subscription lasts
 /// must not hold that whole buffer alive.
 fn owned_copy(filter: &TopicFilter) -> TopicFilter {
-    // The text was validated when `filter` was made, so validating it again succeeds; were it
-    // to fail, sharing the original would still be correct, only less frugal.
-    TopicFilter::new(filter.as_str()).unwrap_or_else(|_| filter.clone())
+    filter.to_owned_copy()
 }

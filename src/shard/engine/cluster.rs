@@ -117,6 +117,7 @@ impl ShardEngine {
             }
             RemoteMessage::BarrierDone { id } => self.barrier_done(now, id),
             RemoteMessage::Claim { client_id, token } => {
+                let client_id = client_id.to_owned_copy();
                 let previous = self.cluster.registry.insert(client_id, from);
                 self.push_remote(now, from, RemoteMessage::Claimed { token, previous });
             }
@@ -282,7 +283,7 @@ impl ShardEngine {
     }
 
     /// Puts a session that moved here into this shard's tables, with its routes.
-    pub(super) fn install_moved_session(&mut self, session: Session) {
+    pub(super) fn install_moved_session(&mut self, session: Box<Session>) {
         let client_id = session.client_id().clone();
         let routes: Vec<(TopicFilter, SubscriberOptions)> = session
             .subscriptions()

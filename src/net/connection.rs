@@ -270,7 +270,24 @@ async fn read_loop(
             // Let go of the scratch chunk the last read shared, so an idle connection pins none.
             *buf = BytesMut::new();
         }
-        match read_some(reader, buf, scratch, wait).await {
+        // A close asked for by the broker (takeover, shutdown, a protocol error found while
+        // routing) must not wait for the client to send something or hang up.
+        let read = futures_lite::future::or(
+            async { Some(read_some(reader, buf, scratch, wait).await) },
+            async {
+                loop {
+                    handle.reader_wake.notified().await;
+                    if handle.close_requested().is_some() {
+                        return None;
+                    }
+                }
+            },
+        )
+        .await;
+        let Some(read) = read else {
+            return;
+        };
+        match read {
             ReadResult::Data => {}
             ReadResult::Closed => return,
             ReadResult::TimedOut => engine.borrow_mut().handle_timeout(Instant::now(), key),

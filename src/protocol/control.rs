@@ -72,10 +72,15 @@ impl EncodeBody for Disconnect {
     }
 
     fn body_len(&self, version: ProtocolVersion) -> usize {
-        if version.is_v5() {
-            optional_reason_len(self.reason_code, self.properties.wire_len())
-        } else {
-            0
+        if !version.is_v5() {
+            return 0;
+        }
+        match optional_reason_len(self.reason_code, self.properties.wire_len()) {
+            0 => 0,
+            // A reason code alone may end the packet ([MQTT-3.14.2.2.1]), but rumqttc 0.24,
+            // paho.golang before 0.22 and others then wait for a property length that never
+            // comes and never see why they were disconnected: always write it.
+            _ => 1 + self.properties.wire_len(),
         }
     }
 
@@ -142,5 +147,33 @@ impl EncodeBody for Auth {
 
     fn flags(&self) -> u8 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::protocol::{Codec, Packet, ReasonCode};
+
+    #[test]
+    fn a_disconnect_with_a_reason_always_carries_a_property_length() {
+        let encode = |reason_code| {
+            let mut buf = BytesMut::new();
+            let packet = Packet::Disconnect(Disconnect {
+                reason_code,
+                properties: DisconnectProperties::default(),
+            });
+            Codec::new(ProtocolVersion::V5)
+                .encode(&packet, &mut buf)
+                .unwrap();
+            buf.to_vec()
+        };
+        assert_eq!(encode(ReasonCode::SUCCESS), [0xE0, 0x00]);
+        assert_eq!(
+            encode(ReasonCode::SERVER_SHUTTING_DOWN),
+            [0xE0, 0x02, 0x8B, 0x00]
+        );
     }
 }

@@ -25,7 +25,8 @@ use crate::session::{
     Action, BrokerLimits, Close, Delivery, DropReason, Message, Outgoing, Session, SubscribeRequest,
 };
 use crate::topic::{
-    InterestTable, RetainedStore, ShardId, ShareStrategy, SubscriberOptions, SubscriptionTable,
+    InterestTable, RetainedStore, ShardId, ShardSet, ShareStrategy, SubscriberOptions,
+    SubscriptionTable,
 };
 
 use super::connection_handle::ConnectionHandle;
@@ -51,6 +52,8 @@ struct Slot {
     expires_at: Option<Instant>,
     /// A will waiting for its delay (5.0 Will Delay Interval).
     pending_will: Option<(Instant, Will)>,
+    /// Set on a stub: the session moved to this shard, and the routes left here forward to it.
+    forward_to: Option<usize>,
 }
 
 /// How a CONNECT was answered.
@@ -250,11 +253,11 @@ impl ShardEngine {
         client_id: ClientId,
         assigned: bool,
         connection: Rc<ConnectionHandle>,
-        moved: Option<super::remote::MovedSession>,
+        moved: Option<(usize, super::remote::MovedSession)>,
     ) -> ConnectOutcome {
-        if let Some(moved) = moved {
+        if let Some((from, moved)) = moved {
             // A will still waiting for its delay is not published: its client is back.
-            self.install_moved_session(moved.session);
+            self.install_moved_session(now, from, moved);
         }
         let existing = self.by_client.get(&client_id).copied();
         if let Some(key) = existing {
@@ -327,6 +330,7 @@ impl ShardEngine {
             connection: None,
             expires_at: None,
             pending_will: None,
+            forward_to: None,
         };
         let key = match self.free_slots.pop() {
             Some(key) => {
@@ -347,7 +351,10 @@ impl ShardEngine {
     /// `release`, the registry forgets that this shard holds its client id. Returns the slot.
     fn remove_session(&mut self, key: SessionKey, release: bool) -> Option<Slot> {
         let slot = self.slots.get_mut(key as usize).and_then(Option::take)?;
-        self.by_client.remove(slot.session.client_id());
+        // A stub's client id may belong to a newer session here by now.
+        if self.by_client.get(slot.session.client_id()) == Some(&key) {
+            self.by_client.remove(slot.session.client_id());
+        }
         for removed in self.subscriptions.remove_session(key) {
             self.announce_unsubscribe(&removed.filter, removed.outcome);
         }
@@ -560,26 +567,37 @@ impl ShardEngine {
         }
         let mut recipients = std::mem::take(&mut self.recipients);
         recipients.clear();
+        let mut forwarded_to = ShardSet::new();
+        let mut direct = 0;
         if self.cluster.shard_count == 1 {
             self.subscriptions
                 .match_topic(&message.topic, publisher, &mut recipients);
         } else {
             self.subscriptions
                 .match_direct(&message.topic, publisher, &mut recipients);
-            self.forward(now, &message, publisher, &mut recipients);
+            direct = recipients.len();
+            forwarded_to = self.forward(now, &message, publisher, &mut recipients);
         }
-        self.deliver_all(now, &message, &mut recipients);
+        self.deliver_all(now, &message, &mut recipients, direct, forwarded_to);
         self.recipients = recipients;
     }
 
     /// Hands `message` to each recipient, at the lower of its granted and the message's QoS.
+    /// The first `direct` recipients came from direct subscriptions; a stub among them (a
+    /// session that moved to another shard) is skipped when that shard is in `forwarded_to`,
+    /// which means it got the message itself.
     fn deliver_all(
         &mut self,
         now: Instant,
         message: &Arc<Message>,
         recipients: &mut Vec<crate::topic::Recipient<SessionKey>>,
+        direct: usize,
+        forwarded_to: ShardSet,
     ) {
-        for recipient in recipients.drain(..) {
+        for (index, recipient) in recipients.drain(..).enumerate() {
+            if index < direct && self.moved_to_any_of(recipient.session, forwarded_to) {
+                continue;
+            }
             let delivery = Delivery {
                 message: Arc::clone(message),
                 qos: recipient.qos.min(message.qos),
@@ -636,6 +654,20 @@ impl ShardEngine {
     }
 
     fn deliver(&mut self, now: Instant, key: SessionKey, delivery: Delivery) {
+        if let Some(slot) = self.slots.get(key as usize).and_then(Option::as_ref) {
+            if let Some(peer) = slot.forward_to {
+                let client_id = slot.session.client_id().clone();
+                self.push_remote(
+                    now,
+                    peer,
+                    RemoteMessage::Deliver {
+                        client_id,
+                        delivery,
+                    },
+                );
+                return;
+            }
+        }
         let mut actions = self.spare_actions.pop().unwrap_or_default();
         if let Some(slot) = self.slot_mut(key) {
             slot.session.deliver(now, delivery, &mut actions);

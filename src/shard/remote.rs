@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::protocol::{ClientId, TopicFilter, Will};
-use crate::session::{Message, Session};
+use crate::session::{Delivery, Message, Session};
+use crate::topic::ShardSet;
 
 /// One batch: what a shard sends another in one channel slot.
 pub type RemoteBatch = Vec<RemoteMessage>;
@@ -28,6 +29,24 @@ pub enum RemoteMessage {
         message: Arc<Message>,
         /// Share groups this shard serves for this message.
         groups: Vec<TopicFilter>,
+        /// Every shard the publisher's shard forwarded this message to. A session that moved
+        /// away still has routes here until its new shard's are known everywhere; it gets the
+        /// message through here only if its new shard was not sent it directly.
+        forwarded_to: ShardSet,
+    },
+    /// A delivery for a session that moved to the receiver, forwarded by the shard it left
+    /// (see [`MovedSession::stub`]).
+    Deliver {
+        /// The session's client id.
+        client_id: ClientId,
+        /// The delivery as routed on the sender.
+        delivery: Delivery,
+    },
+    /// The receiver's moved session has its routes announced everywhere: drop the stub that
+    /// was forwarding for it.
+    Unroute {
+        /// The stub's session key on the receiver.
+        stub: u32,
     },
     /// A retained message was set (or, with an empty payload, deleted) on the sender.
     Retain {
@@ -100,6 +119,11 @@ pub struct MovedSession {
     pub session: Box<Session>,
     /// A delayed will that had not been published yet.
     pub pending_will: Option<(Instant, Will)>,
+    /// The key of the stub the sender keeps in the session's place: its routes stay there and
+    /// forward what matches them to the new shard (as [`RemoteMessage::Deliver`]) until the
+    /// new shard's own routes are known to every shard, so nothing published during the move
+    /// is lost. The new shard sends [`RemoteMessage::Unroute`] then.
+    pub stub: u32,
 }
 
 /// The shard whose registry holds `client_id`: FNV-1a of its bytes, modulo the shard count.

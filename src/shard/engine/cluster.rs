@@ -37,6 +37,12 @@ pub(super) struct PendingBarrier {
     id: u64,
     peers_left: usize,
     waiting: Vec<WaitingSubscribe>,
+    /// Stubs to drop once every shard knows the routes announced before this barrier: the
+    /// shard that keeps each, and its key there.
+    unroutes: Vec<(usize, u32)>,
+    /// Stubs of this shard to drop once every peer has answered: by then nothing any peer
+    /// routed here before it knew the session's new routes is still on its way.
+    drop_stubs: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -103,8 +109,31 @@ impl ShardEngine {
 
     fn handle_remote(&mut self, now: Instant, from: usize, message: RemoteMessage) {
         match message {
-            RemoteMessage::Publish { message, groups } => {
-                self.deliver_forwarded(now, message, groups)
+            RemoteMessage::Publish {
+                message,
+                groups,
+                forwarded_to,
+            } => self.deliver_forwarded(now, message, groups, forwarded_to),
+            RemoteMessage::Deliver {
+                client_id,
+                delivery,
+            } => {
+                if let Some(key) = self.by_client.get(&client_id).copied() {
+                    self.deliver(now, key, delivery);
+                }
+            }
+            RemoteMessage::Unroute { stub } => {
+                let is_stub = self
+                    .slots
+                    .get(stub as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|slot| slot.forward_to == Some(from));
+                if is_stub {
+                    // Not yet: a peer may have forwarded a message here before it learnt the
+                    // new routes, still in its channel to this shard. Once every peer has
+                    // answered a barrier sent now, none can be.
+                    self.start_barrier(now).drop_stubs.push(stub);
+                }
             }
             RemoteMessage::Retain { message, stamp } => self.apply_remote_retained(message, stamp),
             RemoteMessage::Interest { filter, count } => {
@@ -133,8 +162,15 @@ impl ShardEngine {
                 resume,
             } => self.take(now, from, client_id, token, resume),
             RemoteMessage::Moved { token, session } => {
-                if let Some(pending) = self.cluster.pending_connects.remove(&token) {
-                    self.finish_connect(now, pending, session.map(|moved| *moved));
+                let moved = session.map(|moved| (from, *moved));
+                match self.cluster.pending_connects.remove(&token) {
+                    Some(pending) => self.finish_connect(now, pending, moved),
+                    // Cannot happen (a pending connect ends only here); keep the session.
+                    None => {
+                        if let Some((from, moved)) = moved {
+                            self.install_moved_session(now, from, moved);
+                        }
+                    }
                 }
             }
         }
@@ -195,7 +231,7 @@ impl ShardEngine {
         &mut self,
         now: Instant,
         pending: PendingConnect,
-        moved: Option<MovedSession>,
+        moved: Option<(usize, MovedSession)>,
     ) {
         let PendingConnect {
             connect,
@@ -205,8 +241,8 @@ impl ShardEngine {
         } = pending;
         if connection.close_requested().is_some() {
             // Shut down meanwhile: keep a moved session, answer nothing.
-            if let Some(moved) = moved {
-                self.install_moved_session(moved.session);
+            if let Some((from, moved)) = moved {
+                self.install_moved_session(now, from, moved);
             }
             return;
         }
@@ -242,20 +278,12 @@ impl ShardEngine {
             if let Some(will) = detached.and_then(|detached| detached.will) {
                 self.publish_will(now, &client_id, will);
             }
-            // The registry already names the taking shard: no release.
-            if let Some(Slot {
-                session: moving,
-                pending_will,
-                ..
-            }) = self.remove_session(key, false)
-            {
-                if resume {
-                    session = Some(Box::new(MovedSession {
-                        session: moving,
-                        pending_will,
-                    }));
-                } else if let Some((_, will)) = pending_will {
-                    // The session ends here, so its delayed will is due.
+            if resume {
+                session = self.leave_stub(key, from).map(Box::new);
+            } else if let Some(Slot { pending_will, .. }) = self.remove_session(key, false) {
+                // The registry already names the taking shard: no release. The session ends
+                // here, so its delayed will is due.
+                if let Some((_, will)) = pending_will {
                     self.publish_will(now, &client_id, will);
                 }
             }
@@ -282,8 +310,40 @@ impl ShardEngine {
         }
     }
 
-    /// Puts a session that moved here into this shard's tables, with its routes.
-    pub(super) fn install_moved_session(&mut self, session: Box<Session>) {
+    /// Takes the session `key` out for a move to `to`, leaving a stub in its place: the stub
+    /// keeps the session's routes and forwards what they match until `to` sends `Unroute`.
+    fn leave_stub(&mut self, key: super::SessionKey, to: usize) -> Option<MovedSession> {
+        let limits = Arc::clone(&self.limits);
+        let slot = self.slot_mut(key)?;
+        let client_id = slot.session.client_id().clone();
+        let placeholder = Box::new(Session::new(client_id.clone(), limits));
+        let session = std::mem::replace(&mut slot.session, placeholder);
+        let pending_will = slot.pending_will.take();
+        slot.connection = None;
+        slot.expires_at = None;
+        slot.forward_to = Some(to);
+        self.by_client.remove(&client_id);
+        Some(MovedSession {
+            session,
+            pending_will,
+            stub: key,
+        })
+    }
+
+    /// True when `key` is a stub forwarding to a shard in `shards`.
+    pub(super) fn moved_to_any_of(&self, key: super::SessionKey, shards: ShardSet) -> bool {
+        self.slots
+            .get(key as usize)
+            .and_then(Option::as_ref)
+            .and_then(|slot| slot.forward_to)
+            .and_then(ShardId::new)
+            .is_some_and(|peer| shards.contains(peer))
+    }
+
+    /// Puts a session that moved here from `from` into this shard's tables and announces its
+    /// routes; once every shard has them, `from` is told to drop its stub.
+    pub(super) fn install_moved_session(&mut self, now: Instant, from: usize, moved: MovedSession) {
+        let session = moved.session;
         let client_id = session.client_id().clone();
         let routes: Vec<(TopicFilter, SubscriberOptions)> = session
             .subscriptions()
@@ -298,11 +358,12 @@ impl ShardEngine {
         if let Some(slot) = self.slot_mut(key) {
             slot.session = session;
         }
-        let now = Instant::now();
         for (filter, options) in routes {
             let outcome = self.subscriptions.subscribe(key, &filter, options);
             self.announce_subscribe(now, &filter, outcome);
         }
+        let barrier = self.start_barrier(now);
+        barrier.unroutes.push((from, moved.stub));
     }
 
     // ---- interest ----------------------------------------------------------------------------
@@ -364,18 +425,7 @@ impl ShardEngine {
         announced: bool,
     ) {
         if announced || self.cluster.barriers.is_empty() {
-            self.cluster.next_barrier += 1;
-            let id = self.cluster.next_barrier;
-            self.cluster.barriers.push_back(PendingBarrier {
-                id,
-                peers_left: self.cluster.shard_count - 1,
-                waiting: Vec::new(),
-            });
-            for peer in 0..self.cluster.shard_count {
-                if peer != self.cluster.shard {
-                    self.push_remote(now, peer, RemoteMessage::Barrier { id });
-                }
-            }
+            self.start_barrier(now);
         }
         let connection = self.slot_mut(key).and_then(|slot| slot.connection.clone());
         if let Some(barrier) = self.cluster.barriers.back_mut() {
@@ -385,6 +435,27 @@ impl ShardEngine {
                 request,
             });
         }
+    }
+
+    /// Sends a new barrier to every peer and returns it, to attach what waits for it.
+    fn start_barrier(&mut self, now: Instant) -> &mut PendingBarrier {
+        self.cluster.next_barrier += 1;
+        let id = self.cluster.next_barrier;
+        for peer in 0..self.cluster.shard_count {
+            if peer != self.cluster.shard {
+                self.push_remote(now, peer, RemoteMessage::Barrier { id });
+            }
+        }
+        let barriers = &mut self.cluster.barriers;
+        barriers.push_back(PendingBarrier {
+            id,
+            peers_left: self.cluster.shard_count - 1,
+            waiting: Vec::new(),
+            unroutes: Vec::new(),
+            drop_stubs: Vec::new(),
+        });
+        let last = barriers.len() - 1;
+        &mut barriers[last]
     }
 
     /// A peer has applied everything before barrier `id`. Barriers complete in order (each
@@ -402,6 +473,12 @@ impl ShardEngine {
             let Some(barrier) = self.cluster.barriers.pop_front() else {
                 break;
             };
+            for (peer, stub) in barrier.unroutes {
+                self.push_remote(now, peer, RemoteMessage::Unroute { stub });
+            }
+            for stub in barrier.drop_stubs {
+                self.remove_session(stub, false);
+            }
             for waiting in barrier.waiting {
                 // Only the connection that asked gets the SUBACK; the routes stay regardless.
                 let same_connection = self
@@ -428,9 +505,9 @@ impl ShardEngine {
         message: &Arc<Message>,
         publisher: Option<super::SessionKey>,
         recipients: &mut Vec<Recipient<super::SessionKey>>,
-    ) {
+    ) -> ShardSet {
         let Some(this_shard) = ShardId::new(self.cluster.shard) else {
-            return;
+            return ShardSet::new();
         };
         let mut shards: ShardSet = self.cluster.interest.shards_for(&message.topic);
         shards.remove(this_shard);
@@ -457,21 +534,30 @@ impl ShardEngine {
             let forward = RemoteMessage::Publish {
                 message: Arc::clone(message),
                 groups,
+                forwarded_to: shards,
             };
             self.counters.messages_forwarded += 1;
             self.push_remote(now, shard.index(), forward);
         }
         routes.clear();
         self.cluster.group_routes = routes;
+        shards
     }
 
     /// A publish another shard forwarded: its direct subscribers here, plus one member of each
     /// share group this shard was chosen to serve.
-    fn deliver_forwarded(&mut self, now: Instant, message: Arc<Message>, groups: Vec<TopicFilter>) {
+    fn deliver_forwarded(
+        &mut self,
+        now: Instant,
+        message: Arc<Message>,
+        groups: Vec<TopicFilter>,
+        forwarded_to: ShardSet,
+    ) {
         let mut recipients = std::mem::take(&mut self.recipients);
         recipients.clear();
         self.subscriptions
             .match_direct(&message.topic, None, &mut recipients);
+        let direct = recipients.len();
         for filter in &groups {
             if !self
                 .subscriptions
@@ -481,7 +567,7 @@ impl ShardEngine {
                 self.counters.dropped_group_gone += 1;
             }
         }
-        self.deliver_all(now, &message, &mut recipients);
+        self.deliver_all(now, &message, &mut recipients, direct, forwarded_to);
         self.recipients = recipients;
     }
 }

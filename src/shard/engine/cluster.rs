@@ -280,12 +280,14 @@ impl ShardEngine {
             }
             if resume {
                 session = self.leave_stub(key, from).map(Box::new);
-            } else if let Some(Slot { pending_will, .. }) = self.remove_session(key, false) {
+            } else if let Some(Slot {
+                pending_will: Some((_, will)),
+                ..
+            }) = self.remove_session(key, false)
+            {
                 // The registry already names the taking shard: no release. The session ends
                 // here, so its delayed will is due.
-                if let Some((_, will)) = pending_will {
-                    self.publish_will(now, &client_id, will);
-                }
+                self.publish_will(now, &client_id, will);
             }
         }
         self.push_remote(now, from, RemoteMessage::Moved { token, session });

@@ -41,7 +41,12 @@ impl Broker {
         let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("broker-{port}.toml"));
         std::fs::write(&path, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
-            .args(["--config", path.to_str().unwrap(), "--shards", &shards.to_string()])
+            .args([
+                "--config",
+                path.to_str().unwrap(),
+                "--shards",
+                &shards.to_string(),
+            ])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -82,7 +87,11 @@ impl Broker {
                 return line.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no such log line; the log:\n{}", guard.join("\n"));
+            assert!(
+                !left.is_zero(),
+                "no such log line; the log:\n{}",
+                guard.join("\n")
+            );
             guard = changed.wait_timeout(guard, left).unwrap().0;
         }
     }
@@ -133,6 +142,40 @@ impl Drop for Broker {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+impl Broker {
+    /// The shard of the `nth` connection (1 for the first) of the client `client_id`, from the
+    /// broker's `client connected` log lines; waits for that line. Unlike [`Broker::shard_of`],
+    /// which reads the latest line, this cannot mistake an earlier connection of the same id
+    /// for the one just made when its log line has not been read yet.
+    pub fn shard_of_nth(&self, client_id: &str, nth: usize) -> usize {
+        assert!(nth > 0, "connections are counted from 1");
+        let needle = format!("\"client_id\":\"{client_id}\"");
+        let is_connection =
+            |line: &str| line.contains("client connected") && line.contains(&needle);
+        let deadline = Instant::now() + WAIT;
+        let (lines, changed) = &*self.log;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            if let Some(line) = guard.iter().filter(|line| is_connection(line)).nth(nth - 1) {
+                let shard = line.split("\"shard\":").nth(1).expect("a shard field");
+                return shard
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no connection {nth} of {client_id}; the log:\n{}",
+                guard.join("\n")
+            );
+            guard = changed.wait_timeout(guard, left).unwrap().0;
         }
     }
 }

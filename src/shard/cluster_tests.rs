@@ -124,10 +124,58 @@ fn a_suback_for_a_new_filter_waits_until_every_shard_has_applied_it() {
     mesh.pump(now);
     assert!(matches!(received(&sub)[..], [Packet::SubAck(_)]));
 
-    // A second subscriber to the same filter on the same shard announces nothing new.
+    // A second subscriber to the same filter on the same shard announces nothing new, and
+    // one that wants no retained messages needs no barrier: SUBACK at once.
     let other = mesh.connect(2, now, connect_packet(ProtocolVersion::V5, "other", true));
-    subscribe(&mut mesh.shards[2], now, &other, "t", QoS::AtMostOnce);
+    let packet = Packet::Subscribe(Subscribe {
+        packet_id: PacketId::new(1).unwrap(),
+        properties: SubscribeProperties::default(),
+        filters: vec![Subscription {
+            filter: TopicFilter::new("t").unwrap(),
+            options: SubscriptionOptions {
+                retain_handling: crate::protocol::RetainHandling::DoNotSend,
+                ..Default::default()
+            },
+        }],
+    });
+    mesh.shards[2].handle_packet(now, other.key, packet);
     assert!(matches!(received(&other)[..], [Packet::SubAck(_)]));
+}
+
+#[test]
+fn a_retained_message_published_before_a_subscribe_comes_once_as_retained() {
+    let mut mesh = Mesh::new(2);
+    let now = Instant::now();
+    let early = mesh.connect(
+        1,
+        now,
+        connect_packet(ProtocolVersion::V3_1_1, "early", true),
+    );
+    subscribe(&mut mesh.shards[1], now, &early, "r/#", QoS::AtMostOnce);
+    mesh.pump(now);
+    let publisher = mesh.connect(0, now, connect_packet(ProtocolVersion::V3_1_1, "p", true));
+    mesh.shards[0].handle_packet(
+        now,
+        publisher.key,
+        publish_packet("r/x", QoS::AtLeastOnce, true, b"kept"),
+    );
+    // The PUBACK is out, but the retained write and the forward are still in the mesh when a
+    // second client on shard 1 subscribes.
+    let late = mesh.connect(
+        1,
+        now,
+        connect_packet(ProtocolVersion::V3_1_1, "late", true),
+    );
+    subscribe(&mut mesh.shards[1], now, &late, "r/#", QoS::AtMostOnce);
+    mesh.pump(now);
+    let packets = received(&late);
+    assert!(matches!(packets.first(), Some(Packet::SubAck(_))));
+    let copies = publishes(&packets);
+    assert_eq!(copies.len(), 1, "{packets:?}");
+    assert!(copies[0].retain, "as retained, not as a live message");
+    let live = received(&early);
+    assert_eq!(publishes(&live).len(), 1);
+    assert!(!publishes(&live)[0].retain);
 }
 
 #[test]

@@ -679,23 +679,51 @@ impl ShardEngine {
     /// Adds the subscriptions. A filter new to this shard is announced to the others, and the
     /// SUBACK waits until every shard has applied the announcement (a barrier), so a message
     /// published anywhere after the SUBACK reaches the subscriber; otherwise it goes at once.
+    ///
+    /// With several shards, a subscription that asks for retained messages joins the routes
+    /// only when a barrier completes: every retained write and forward a peer sent before then
+    /// is applied first, so a message published before the SUBSCRIBE comes once, as retained,
+    /// never as a live copy (or both).
     fn subscribe(&mut self, now: Instant, key: SessionKey, request: SubscribeRequest) {
+        let several = self.cluster.shard_count > 1;
         let mut announced = false;
+        let mut deferred = false;
         for entry in &request.entries {
+            if several && wants_retained(entry) {
+                if self.subscriptions.direct_subscribers(&entry.filter) == 0 {
+                    self.announce(now, &entry.filter, 1);
+                    announced = true;
+                }
+                deferred = true;
+                continue;
+            }
             let options = SubscriberOptions::new(&entry.options, entry.id);
             let outcome = self.subscriptions.subscribe(key, &entry.filter, options);
             announced |= self.announce_subscribe(now, &entry.filter, outcome);
         }
-        if self.cluster.shard_count > 1 && (announced || !self.cluster.barriers.is_empty()) {
-            self.wait_for_barrier(now, key, request, announced);
+        if several && (announced || deferred || !self.cluster.barriers.is_empty()) {
+            self.wait_for_barrier(now, key, request, announced || deferred);
         } else {
             self.complete_subscribe(now, key, request);
+        }
+    }
+
+    /// Adds the routes [`Self::subscribe`] held back for a barrier.
+    fn add_deferred_routes(&mut self, now: Instant, key: SessionKey, request: &SubscribeRequest) {
+        if self.cluster.shard_count == 1 {
+            return;
+        }
+        for entry in request.entries.iter().filter(|entry| wants_retained(entry)) {
+            let options = SubscriberOptions::new(&entry.options, entry.id);
+            let outcome = self.subscriptions.subscribe(key, &entry.filter, options);
+            self.announce_subscribe(now, &entry.filter, outcome);
         }
     }
 
     /// Sends the SUBACK of a subscribe now in force everywhere, then the retained messages its
     /// options ask for.
     fn complete_subscribe(&mut self, now: Instant, key: SessionKey, request: SubscribeRequest) {
+        self.add_deferred_routes(now, key, &request);
         self.send_to(key, &Outgoing::Packet(request.suback()));
         for entry in &request.entries {
             let wanted = match entry.options.retain_handling {
@@ -744,6 +772,17 @@ impl ShardEngine {
             pending.connection.request_close(close);
         }
     }
+}
+
+/// Whether a subscription gets retained messages when it is made ([MQTT-3.3.1-9] to -11):
+/// never for a shared one (spec 4.8.2).
+fn wants_retained(entry: &crate::session::SubscribeEntry) -> bool {
+    let wanted = match entry.options.retain_handling {
+        RetainHandling::SendAtSubscribe => true,
+        RetainHandling::SendIfNew => !entry.existed,
+        RetainHandling::DoNotSend => false,
+    };
+    wanted && entry.filter.shared().is_none()
 }
 
 #[cfg(test)]

@@ -261,6 +261,11 @@ impl<K: Copy + Eq + Hash> SubscriptionTable<K> {
         self.direct.node_count() + self.shared.node_count()
     }
 
+    /// Sessions on this shard subscribed directly (not shared) to exactly `filter`.
+    pub fn direct_subscribers(&self, filter: &TopicFilter) -> usize {
+        self.direct.get(filter.as_str()).map_or(0, Subscribers::len)
+    }
+
     /// The filters `session` subscribes to, as subscribed.
     pub fn filters_of(&self, session: K) -> &[TopicFilter] {
         self.sessions.get(&session).map_or(&[], Vec::as_slice)

@@ -402,7 +402,7 @@ impl ShardEngine {
         self.announce(Instant::now(), filter, count);
     }
 
-    fn announce(&mut self, now: Instant, filter: &TopicFilter, count: u32) {
+    pub(super) fn announce(&mut self, now: Instant, filter: &TopicFilter, count: u32) {
         if self.cluster.shard_count == 1 {
             return;
         }
@@ -492,6 +492,15 @@ impl ShardEngine {
                     .is_some_and(|(now_serving, asked)| Rc::ptr_eq(now_serving, asked));
                 if same_connection {
                     self.complete_subscribe(now, waiting.key, waiting.request);
+                } else if self
+                    .slots
+                    .get(waiting.key as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|slot| slot.forward_to.is_none())
+                {
+                    // A new connection resumed the session meanwhile: no SUBACK for it, but
+                    // the session has the subscription, so its routes go in.
+                    self.add_deferred_routes(now, waiting.key, &waiting.request);
                 }
             }
         }

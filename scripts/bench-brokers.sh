@@ -76,6 +76,12 @@ CONF
 
 stop_broker() {
   kill -INT "$PID" 2>/dev/null || true
+  # rumqttd 0.20 ignores SIGINT and SIGTERM: give every broker 5 s, then SIGKILL.
+  for _ in $(seq 50); do
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$PID" 2>/dev/null || true
   wait "$PID" 2>/dev/null || true
   PID=
   sleep 1

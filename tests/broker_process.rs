@@ -10,24 +10,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{free_port, Broker, WAIT};
 use starling::config::{available_cpus, Config};
-
-/// How long any wait of these tests lasts at most: a start, a log line, an exit, a message.
-const WAIT: Duration = Duration::from_secs(15);
-
-/// A loopback port nobody listens on: bound by the OS for a moment, then released.
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().port()
-}
 
 /// Writes `text` to a config file of its own under Cargo's scratch directory.
 fn config_file(name: &str, text: &str) -> PathBuf {
@@ -63,99 +56,15 @@ fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
     }
 }
 
-/// A `starling` process whose standard error (its log) is collected line by line.
-struct Starling {
-    child: Child,
-    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+/// The JSON `client connected` line of `client_id` (waits for it).
+fn connected_line(broker: &Broker, client_id: &str) -> String {
+    let needle = format!("\"client_id\":\"{client_id}\"");
+    broker.wait_for_log(|line| line.contains("\"client connected\"") && line.contains(&needle))
 }
 
-impl Starling {
-    fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start starling");
-        let stderr = child.stderr.take().unwrap();
-        let log: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let (lines, changed) = &*lines;
-                lines.lock().unwrap().push(line);
-                changed.notify_all();
-            }
-        });
-        Self { child, log }
-    }
-
-    /// Starts it and waits for `broker started`.
-    fn start(args: &[&str]) -> Self {
-        let starling = Self::spawn(args);
-        starling.wait_for_log(|line| line.contains("broker started"));
-        starling
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.0.lock().unwrap().clone()
-    }
-
-    /// Waits until a log line satisfies `wanted`; returns it. Panics after [`WAIT`].
-    fn wait_for_log(&self, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        let (lines, changed) = &*self.log;
-        let mut guard = lines.lock().unwrap();
-        loop {
-            if let Some(line) = guard.iter().find(|line| wanted(line)) {
-                return line.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "no such log line; the log:\n{}",
-                guard.join("\n")
-            );
-            guard = changed.wait_timeout(guard, left).unwrap().0;
-        }
-    }
-
-    /// The JSON `client connected` line of `client_id` (waits for it).
-    fn connected_line(&self, client_id: &str) -> String {
-        let needle = format!("\"client_id\":\"{client_id}\"");
-        self.wait_for_log(|line| line.contains("\"client connected\"") && line.contains(&needle))
-    }
-
-    /// The shard `client_id` connected on, from its JSON `client connected` line.
-    fn shard_of(&self, client_id: &str) -> usize {
-        json_number(&self.connected_line(client_id), "shard")
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-        assert_eq!(rc, 0);
-    }
-
-    /// Waits for the exit (all of its log read) and returns the status and the whole log.
-    fn wait(mut self) -> (ExitStatus, String) {
-        let status = wait_exit(&mut self.child, "starling");
-        // The reader thread ends at EOF, right after the exit; give it that moment.
-        let deadline = Instant::now() + WAIT;
-        while Arc::strong_count(&self.log) > 1 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        (status, self.log().join("\n"))
-    }
-}
-
-impl Drop for Starling {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The shard `client_id` connected on, from its first JSON `client connected` line.
+fn shard_of(broker: &Broker, client_id: &str) -> usize {
+    json_number(&connected_line(broker, client_id), "shard")
 }
 
 /// The value of a numeric field of a JSON log line, such as `"shard":1`.
@@ -326,7 +235,7 @@ fn the_defaults_with_only_listen_and_shards_flags_run_a_working_broker() {
     // No config file: every other key keeps its default (human-readable logs included).
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let broker = Starling::start(&["--shards", "2", "--listen", &listen]);
+    let broker = Broker::start_with(port, &["--shards", "2", "--listen", &listen]);
     let log = broker.log().join("\n");
     assert!(
         log.contains(&format!("listeners: {listen} (tcp {listen})")),
@@ -349,7 +258,7 @@ fn shards_0_starts_one_shard_per_cpu() {
     let cpus = available_cpus().unwrap().len();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let broker = Starling::start(&["--shards", "0", "--listen", &listen]);
+    let broker = Broker::start_with(port, &["--shards", "0", "--listen", &listen]);
     let log = broker.log().join("\n");
     assert!(log.contains(&format!("shards: {cpus} on CPUs ")), "{log}");
     assert!(
@@ -367,7 +276,10 @@ fn shards_0_starts_one_shard_per_cpu() {
 fn stop_with(signal: libc::c_int, name: &str) {
     let port = free_port();
     let config = json_config(port);
-    let broker = Starling::start(&["--config", config.to_str().unwrap(), "--shards", "2"]);
+    let broker = Broker::start_with(
+        port,
+        &["--config", config.to_str().unwrap(), "--shards", "2"],
+    );
     let mut v5_clients: Vec<Option<Mosquitto>> = vec![None, None];
     for attempt in 0..50 {
         if v5_clients.iter().all(Option::is_some) {
@@ -375,7 +287,7 @@ fn stop_with(signal: libc::c_int, name: &str) {
         }
         let id = format!("stop-{attempt}");
         let sub = subscriber(port, "5", &id, "stop/t");
-        let shard = broker.shard_of(&id);
+        let shard = shard_of(&broker, &id);
         if v5_clients[shard].is_none() {
             v5_clients[shard] = Some(sub);
         }
@@ -385,7 +297,7 @@ fn stop_with(signal: libc::c_int, name: &str) {
         .map(|client| client.expect("no MQTT 5 client landed on one of the shards"))
         .collect();
     let mut v311 = raw_v311_client(port, "stop-raw");
-    broker.connected_line("stop-raw");
+    connected_line(&broker, "stop-raw");
 
     broker.signal(signal);
     let (status, log) = broker.wait();
@@ -425,10 +337,10 @@ fn a_second_broker_on_the_same_port_fails_fast_naming_the_listener() {
     let port = free_port();
     let config = json_config(port);
     let config = config.to_str().unwrap();
-    let first = Starling::start(&["--config", config, "--shards", "2"]);
+    let first = Broker::start_with(port, &["--config", config, "--shards", "2"]);
 
     // The same file: its listener is named `test`.
-    let second = Starling::spawn(&["--config", config, "--shards", "2"]);
+    let second = Broker::spawn(port, &["--config", config, "--shards", "2"]);
     let (status, log) = second.wait();
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(
@@ -441,7 +353,7 @@ fn a_second_broker_on_the_same_port_fails_fast_naming_the_listener() {
 
     // `--listen` names the listener after its address.
     let listen = format!("127.0.0.1:{port}");
-    let third = Starling::spawn(&["--listen", &listen, "--shards", "2"]);
+    let third = Broker::spawn(port, &["--listen", &listen, "--shards", "2"]);
     let (status, log) = third.wait();
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(
@@ -483,7 +395,7 @@ fn a_bad_config_file_stops_it_naming_the_key() {
     for (name, text, expected) in cases {
         let path = config_file(name, &text);
         let path = path.to_str().unwrap();
-        let broker = Starling::spawn(&["--config", path, "--shards", "2"]);
+        let broker = Broker::spawn(port, &["--config", path, "--shards", "2"]);
         let (status, log) = broker.wait();
         assert_eq!(status.code(), Some(1), "{name}: {log}");
         assert!(
@@ -498,10 +410,13 @@ fn a_bad_config_file_stops_it_naming_the_key() {
 fn the_json_log_has_a_client_connected_line_per_client() {
     let port = free_port();
     let config = json_config(port);
-    let broker = Starling::start(&["--config", config.to_str().unwrap(), "--shards", "2"]);
+    let broker = Broker::start_with(
+        port,
+        &["--config", config.to_str().unwrap(), "--shards", "2"],
+    );
 
     let raw = raw_v311_client(port, "json-raw");
-    let line = broker.connected_line("json-raw");
+    let line = connected_line(&broker, "json-raw");
     let local = raw.local_addr().unwrap();
     assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
     assert!(line.contains("\"level\":\"INFO\""), "{line}");
@@ -512,15 +427,15 @@ fn the_json_log_has_a_client_connected_line_per_client() {
     );
     assert!(line.contains(&format!("\"peer\":\"{local}\"")), "{line}");
     assert_eq!(json_number(&line, "protocol"), 4, "{line}");
-    assert!(broker.shard_of("json-raw") < 2, "{line}");
+    assert!(shard_of(&broker, "json-raw") < 2, "{line}");
 
     for (version, level) in [("31", 3), ("311", 4), ("5", 5)] {
         let id = format!("json-v{version}");
         let _sub = subscriber(port, version, &id, "json/t");
-        let line = broker.connected_line(&id);
+        let line = connected_line(&broker, &id);
         assert_eq!(json_number(&line, "protocol"), level, "{line}");
         assert!(line.contains("\"peer\":\"127.0.0.1:"), "{line}");
-        assert!(broker.shard_of(&id) < 2, "{line}");
+        assert!(shard_of(&broker, &id) < 2, "{line}");
     }
     // Every line the broker wrote is one JSON object.
     for line in broker.log() {

@@ -595,7 +595,10 @@ impl ShardEngine {
         forwarded_to: ShardSet,
     ) {
         for (index, recipient) in recipients.drain(..).enumerate() {
-            if index < direct && self.moved_to_any_of(recipient.session, forwarded_to) {
+            if index < direct
+                && !forwarded_to.is_empty()
+                && self.moved_to_any_of(recipient.session, forwarded_to)
+            {
                 continue;
             }
             let delivery = Delivery {

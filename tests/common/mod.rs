@@ -40,13 +40,26 @@ impl Broker {
         );
         let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("broker-{port}.toml"));
         std::fs::write(&path, config).unwrap();
+        let shards = shards.to_string();
+        Self::start_with(
+            port,
+            &["--config", path.to_str().unwrap(), "--shards", &shards],
+        )
+    }
+
+    /// Starts `starling` with these command-line arguments and waits for `broker started`;
+    /// `port` is where the arguments make it listen.
+    pub fn start_with(port: u16, args: &[&str]) -> Self {
+        let broker = Self::spawn(port, args);
+        broker.wait_for_log(|line| line.contains("broker started"));
+        broker
+    }
+
+    /// Runs `starling` with these arguments without waiting for anything; its standard error
+    /// (the log) is collected line by line.
+    pub fn spawn(port: u16, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
-            .args([
-                "--config",
-                path.to_str().unwrap(),
-                "--shards",
-                &shards.to_string(),
-            ])
+            .args(args)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -63,13 +76,11 @@ impl Broker {
                 changed.notify_all();
             }
         });
-        let broker = Self {
+        Self {
             child: Some(child),
             port,
             log,
-        };
-        broker.wait_for_log(|line| line.contains("broker started"));
-        broker
+        }
     }
 
     /// The broker's log lines so far.
@@ -116,24 +127,41 @@ impl Broker {
             .unwrap()
     }
 
-    /// Stops the broker with SIGTERM and returns its exit status.
-    pub fn stop(mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
+    /// Sends `signal` to the broker process.
+    pub fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().unwrap();
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0);
+    }
+
+    /// Waits for the process to exit (at most [`WAIT`], then kills it and panics) and returns
+    /// its status and its whole log.
+    pub fn wait(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + WAIT;
-        loop {
+        let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
-                return status;
+                break status;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("the broker did not stop within {WAIT:?} of SIGTERM");
+                let _ = child.wait();
+                panic!("the broker did not exit within {WAIT:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread ends at EOF, right after the exit; give it that moment.
+        while Arc::strong_count(&self.log) > 1 && Instant::now() < deadline + WAIT {
+            std::thread::sleep(Duration::from_millis(10));
         }
+        (status, self.log().join("\n"))
+    }
+
+    /// Stops the broker with SIGTERM and returns its exit status.
+    pub fn stop(self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait().0
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`shard`]: the shard engine (sessions, routing, retained messages of one shard) and, with
 //!   `net`, the only code that knows the executor.
 //! - [`net`]: per-connection I/O: the outbound queue with its byte budget.
+//! - [`hooks`]: the events a shard records and the per-shard ring exporters drain.
 //! - [`config`]: the TOML config file read into a typed `Config` that `main` passes to every
 //!   shard (no global), its validation, the default template and the tuning section.
 //!
@@ -18,6 +19,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod hooks;
 pub mod net;
 pub mod protocol;
 pub mod session;

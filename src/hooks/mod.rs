@@ -1,0 +1,23 @@
+//! Hooks and events: what the broker tells the rest of a company's systems.
+//!
+//! - [`decision`]: the decision hooks (`auth_on_register`, `auth_on_subscribe`,
+//!   `auth_on_publish`, `on_deliver`) and the chain that runs them in the configured order.
+//! - [`event`]: the facts a shard records (the web-hook document's `session_created` …
+//!   `message_dropped`, and `offline_message`), holding shared handles and numbers, never JSON.
+//! - [`ring`]: the per-shard writer and the bounded lock-free ring of event batches the
+//!   exporter runtime drains; a full ring drops and counts, it never blocks the shard.
+
+pub mod decision;
+pub mod event;
+pub mod ring;
+
+pub use decision::{
+    AuthOnPublish, AuthOnRegister, AuthOnSubscribe, Decision, DecisionHooks, DeliverChanges,
+    DeliverRequest, Denial, HookChain, OnDeliver, PublishChanges, PublishRequest, RegisterChanges,
+    RegisterRequest, SubscribeChanges, SubscribeRequest, Verdict,
+};
+pub use event::{
+    ClientInfo, DisconnectReason, Event, EventDetail, EventKind, EventKinds, MessageFacts,
+    EVENT_KINDS,
+};
+pub use ring::{EventCounters, EventRing, EventSink};

@@ -1,0 +1,322 @@
+//! A shard's event ring and the shard-side writer of it.
+//!
+//! The shard records events into a local batch ([`EventSink::record`]: a bit test, then a
+//! `Vec` push) and hands full batches, or whatever it has at its next flush, to its
+//! [`EventRing`]: a bounded lock-free queue of batches (crossbeam's `ArrayQueue`) that the
+//! exporter runtime drains from another thread. Batching makes the cross-thread handoff one
+//! atomic exchange per batch instead of per event; emptied batch vectors travel back through
+//! a second queue, so a steady stream of events allocates nothing.
+//!
+//! The shard never waits: when the ring is full the batch is dropped and every event in it is
+//! counted as dropped under its kind. Kinds that no exporter wants are never built (the
+//! caller passes a closure that [`EventSink::record`] only runs for a wanted kind).
+
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use super::event::{ClientInfo, Event, EventDetail, EventKind, EventKinds, EVENT_KINDS};
+
+/// The queue of event batches between one shard and the exporter runtime.
+#[derive(Debug)]
+pub struct EventRing {
+    batches: ArrayQueue<Vec<Event>>,
+    spare: ArrayQueue<Vec<Event>>,
+}
+
+impl EventRing {
+    /// A ring holding up to `batches` batches.
+    pub fn new(batches: usize) -> Self {
+        let batches = batches.max(1);
+        Self {
+            batches: ArrayQueue::new(batches),
+            spare: ArrayQueue::new(batches),
+        }
+    }
+
+    /// The oldest batch, for the exporter runtime.
+    pub fn pop(&self) -> Option<Vec<Event>> {
+        self.batches.pop()
+    }
+
+    /// Gives an emptied batch back for the shard to fill again (dropped if enough are spare).
+    pub fn recycle(&self, mut batch: Vec<Event>) {
+        batch.clear();
+        let _ = self.spare.push(batch);
+    }
+
+    /// Batches waiting for the exporter runtime.
+    pub fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// Whether no batch is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+}
+
+/// Per-kind counts of what a shard recorded and what its full ring made it drop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCounters {
+    /// Events recorded, by [`EventKind::index`] (those dropped below included).
+    pub recorded: [u64; EVENT_KINDS],
+    /// Events dropped because the ring was full, by [`EventKind::index`].
+    pub dropped_ring_full: [u64; EVENT_KINDS],
+}
+
+/// The shard's writer: which kinds are wanted, the batch being filled, and the counters.
+#[derive(Debug)]
+pub struct EventSink {
+    wanted: EventKinds,
+    batch: Vec<Event>,
+    batch_events: usize,
+    ring: Option<Arc<EventRing>>,
+    counters: EventCounters,
+}
+
+impl EventSink {
+    /// A sink that records nothing (no exporter configured).
+    pub fn disabled() -> Self {
+        Self {
+            wanted: EventKinds::NONE,
+            batch: Vec::new(),
+            batch_events: 1,
+            ring: None,
+            counters: EventCounters::default(),
+        }
+    }
+
+    /// A sink recording the `wanted` kinds into `ring` in batches of `batch_events`.
+    pub fn new(wanted: EventKinds, ring: Arc<EventRing>, batch_events: usize) -> Self {
+        let batch_events = batch_events.max(1);
+        Self {
+            wanted,
+            batch: Vec::with_capacity(batch_events),
+            batch_events,
+            ring: Some(ring),
+            counters: EventCounters::default(),
+        }
+    }
+
+    /// Whether any exporter wants `kind`: callers with costly details test this first.
+    #[inline]
+    pub fn wants(&self, kind: EventKind) -> bool {
+        self.wanted.contains(kind)
+    }
+
+    /// Records one event if its kind is wanted; `detail` runs only then.
+    #[inline]
+    pub fn record(
+        &mut self,
+        kind: EventKind,
+        at_ms: u64,
+        client: &Arc<ClientInfo>,
+        detail: impl FnOnce() -> EventDetail,
+    ) {
+        if !self.wanted.contains(kind) {
+            return;
+        }
+        self.counters.recorded[kind.index()] += 1;
+        self.batch.push(Event {
+            kind,
+            at_ms,
+            client: Arc::clone(client),
+            detail: detail(),
+        });
+        if self.batch.len() >= self.batch_events {
+            self.flush();
+        }
+    }
+
+    /// Hands the current batch to the ring (the shard calls this at least once per tick, so
+    /// events never wait long for a batch to fill). A full ring drops the batch, counted.
+    pub fn flush(&mut self) {
+        let Some(ring) = &self.ring else {
+            return;
+        };
+        if self.batch.is_empty() {
+            return;
+        }
+        let next = ring
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.batch_events));
+        let batch = std::mem::replace(&mut self.batch, next);
+        if let Err(mut rejected) = ring.batches.push(batch) {
+            for event in &rejected {
+                self.counters.dropped_ring_full[event.kind.index()] += 1;
+            }
+            rejected.clear();
+            let _ = ring.spare.push(rejected);
+        }
+    }
+
+    /// Events waiting in the current batch.
+    pub fn pending(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// What has been recorded and dropped so far.
+    pub fn counters(&self) -> &EventCounters {
+        &self.counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::protocol::{ClientId, QoS, TopicFilter};
+
+    fn client() -> Arc<ClientInfo> {
+        Arc::new(ClientInfo {
+            node: 1,
+            shard: 0,
+            client_id: ClientId::new("sensor-1").unwrap(),
+            username: None,
+            address: None,
+            protocol: 5,
+            keep_alive_secs: 60,
+            clean_start: true,
+        })
+    }
+
+    fn subscription(filter: &str) -> EventDetail {
+        EventDetail::Subscription {
+            filter: TopicFilter::new(filter).unwrap(),
+            qos: QoS::AtLeastOnce,
+        }
+    }
+
+    #[test]
+    fn unwanted_kinds_are_never_built_and_wanted_ones_arrive_in_order() {
+        let ring = Arc::new(EventRing::new(4));
+        let wanted = EventKinds::NONE.with(EventKind::SessionSubscribed);
+        let mut sink = EventSink::new(wanted, Arc::clone(&ring), 2);
+        let client = client();
+        sink.record(EventKind::ClientConnected, 1, &client, || {
+            panic!("the detail of an unwanted kind must not be built")
+        });
+        sink.record(EventKind::SessionSubscribed, 2, &client, || {
+            subscription("a/#")
+        });
+        assert!(
+            ring.is_empty(),
+            "a batch is handed over when full or flushed"
+        );
+        sink.record(EventKind::SessionSubscribed, 3, &client, || {
+            subscription("b/+")
+        });
+        let batch = ring.pop().unwrap();
+        assert_eq!(
+            batch.iter().map(|event| event.at_ms).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(batch[1].detail, subscription("b/+"));
+        assert!(
+            Arc::ptr_eq(&batch[0].client, &client),
+            "the client is shared"
+        );
+        ring.recycle(batch);
+        sink.record(EventKind::SessionSubscribed, 4, &client, || {
+            subscription("c")
+        });
+        assert_eq!(sink.pending(), 1);
+        sink.flush();
+        assert_eq!(ring.pop().unwrap().len(), 1);
+        let index = EventKind::SessionSubscribed.index();
+        assert_eq!(sink.counters().recorded[index], 3);
+        assert_eq!(sink.counters().recorded.iter().sum::<u64>(), 3);
+        assert_eq!(sink.counters().dropped_ring_full, [0; EVENT_KINDS]);
+    }
+
+    #[test]
+    fn a_full_ring_drops_whole_batches_and_counts_them_per_kind() {
+        let ring = Arc::new(EventRing::new(1));
+        let wanted = EventKinds::ALL;
+        let mut sink = EventSink::new(wanted, Arc::clone(&ring), 10);
+        let client = client();
+        sink.record(EventKind::ClientConnected, 1, &client, || EventDetail::None);
+        sink.flush();
+        // The exporter runtime is not draining: the next batches have nowhere to go.
+        sink.record(EventKind::ClientConnected, 2, &client, || EventDetail::None);
+        sink.record(EventKind::SessionSubscribed, 3, &client, || {
+            subscription("x")
+        });
+        sink.record(EventKind::SessionSubscribed, 4, &client, || {
+            subscription("y")
+        });
+        sink.flush();
+        let counters = sink.counters();
+        assert_eq!(
+            counters.dropped_ring_full[EventKind::ClientConnected.index()],
+            1
+        );
+        assert_eq!(
+            counters.dropped_ring_full[EventKind::SessionSubscribed.index()],
+            2
+        );
+        assert_eq!(counters.recorded[EventKind::ClientConnected.index()], 2);
+        assert_eq!(sink.pending(), 0, "the dropped batch is gone, not retried");
+        // Once drained, the ring takes batches again: nothing stays stuck.
+        assert_eq!(ring.pop().unwrap()[0].at_ms, 1);
+        sink.record(EventKind::ClientConnected, 5, &client, || EventDetail::None);
+        sink.flush();
+        assert_eq!(ring.pop().unwrap()[0].at_ms, 5);
+    }
+
+    #[test]
+    fn a_disabled_sink_records_nothing() {
+        let mut sink = EventSink::disabled();
+        let client = client();
+        for kind in EventKind::ALL {
+            assert!(!sink.wants(kind));
+            sink.record(kind, 1, &client, || EventDetail::None);
+        }
+        sink.flush();
+        assert_eq!(sink.pending(), 0);
+        assert_eq!(*sink.counters(), EventCounters::default());
+    }
+
+    #[test]
+    fn batches_cross_threads_and_come_back_for_reuse() {
+        let ring = Arc::new(EventRing::new(8));
+        let mut sink = EventSink::new(EventKinds::ALL, Arc::clone(&ring), 16);
+        let consumer = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while seen.len() < 1000 {
+                    match ring.pop() {
+                        Some(batch) => {
+                            seen.extend(batch.iter().map(|event| event.at_ms));
+                            ring.recycle(batch);
+                        }
+                        None => std::thread::yield_now(),
+                    }
+                }
+                seen
+            })
+        };
+        let client = client();
+        let mut sent = 0;
+        while sent < 1000 {
+            // Retry a dropped batch's numbers so the consumer sees every one exactly once.
+            let dropped_before = sink.counters().dropped_ring_full.iter().sum::<u64>();
+            let start = sent;
+            for at in start..(start + 16).min(1000) {
+                sink.record(EventKind::MessageAcked, at, &client, || EventDetail::None);
+            }
+            sink.flush();
+            if sink.counters().dropped_ring_full.iter().sum::<u64>() == dropped_before {
+                sent = (start + 16).min(1000);
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let seen = consumer.join().unwrap();
+        assert_eq!(seen, (0..1000).collect::<Vec<u64>>());
+    }
+}

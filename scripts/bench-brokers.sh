@@ -23,12 +23,7 @@ PORT=${PORT:-21883}
 brokers=("$@")
 [ ${#brokers[@]} -gt 0 ] || brokers=(starling mosquitto rumqttd)
 
-cargo build --release --locked -p starling -p starling-loadtest
-LT=target/release/starling-loadtest
-mkdir -p "$OUT"
-WORK=$(mktemp -d)
-trap 'kill "${PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+source scripts/bench-common.sh
 
 start_broker() {
   case "$1" in
@@ -65,50 +60,22 @@ CONF
       taskset -c "$BROKER_CPU" "$RUMQTTD" -c "$WORK/rumqttd.toml" -q >/dev/null 2>&1 &
       ;;
   esac
-  PID=$!
-  for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "$1 did not start" >&2
-  exit 1
-}
-
-stop_broker() {
-  kill -INT "$PID" 2>/dev/null || true
-  # rumqttd 0.20 ignores SIGINT and SIGTERM: give every broker 5 s, then SIGKILL.
-  for _ in $(seq 50); do
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=
-  sleep 1
-}
-
-run() {
-  local broker=$1 name=$2
-  shift 2
-  echo "== $broker $name: $*"
-  taskset -c "$HARNESS_CPU" "$LT" "$@" --port "$PORT" --broker-pid "$PID" \
-    --json "$OUT/$broker-$name.json" >"$OUT/$broker-$name.txt" 2>&1 \
-    || echo "   (exit $? — see $OUT/$broker-$name.txt)"
+  await_broker "$1"
 }
 
 for broker in "${brokers[@]}"; do
   # Each broker starts fresh for the idle-connection run, so RSS growth is the connections'.
   start_broker "$broker"
-  run "$broker" conn-idle conn --connections 10000 --connect-rate 2000 --duration 5s
+  run "$broker-conn-idle" conn --connections 10000 --connect-rate 2000 --duration 5s
   stop_broker
   start_broker "$broker"
   common=(--payload 64 --duration "$DURATION" --warmup "$WARMUP")
-  run "$broker" fanout-20k fanout --subscribers 1000 --qos 0 --rate 20 "${common[@]}"
-  run "$broker" fanout-max fanout --subscribers 1000 --qos 0 --rate 1000 "${common[@]}" --drain 10s
-  run "$broker" p2p-20k p2p --pairs 500 --qos 1 --rate 20000 "${common[@]}"
-  run "$broker" p2p-max p2p --pairs 500 --qos 1 --rate max --inflight 64 "${common[@]}" --drain 5s
-  run "$broker" fanin-20k fanin --publishers 100 --qos 0 --rate 20000 "${common[@]}"
-  run "$broker" fanin-max fanin --publishers 100 --qos 0 --rate max "${common[@]}" --drain 10s
+  run "$broker-fanout-20k" fanout --subscribers 1000 --qos 0 --rate 20 "${common[@]}"
+  run "$broker-fanout-max" fanout --subscribers 1000 --qos 0 --rate 1000 "${common[@]}" --drain 10s
+  run "$broker-p2p-20k" p2p --pairs 500 --qos 1 --rate 20000 "${common[@]}"
+  run "$broker-p2p-max" p2p --pairs 500 --qos 1 --rate max --inflight 64 "${common[@]}" --drain 5s
+  run "$broker-fanin-20k" fanin --publishers 100 --qos 0 --rate 20000 "${common[@]}"
+  run "$broker-fanin-max" fanin --publishers 100 --qos 0 --rate max "${common[@]}" --drain 10s
   stop_broker
 done
 python3 scripts/bench-summary.py "$OUT"

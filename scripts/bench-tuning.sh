@@ -19,39 +19,12 @@ PORT=${PORT:-21883}
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(profiles preempt)
 
-cargo build --release --locked -p starling -p starling-loadtest
-LT=target/release/starling-loadtest
-mkdir -p "$OUT"
-WORK=$(mktemp -d)
-trap 'kill "${PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+source scripts/bench-common.sh
 
 start_broker() { # start_broker CONFIG
   RUST_LOG=warn taskset -c "$BROKER_CPU" target/release/starling --config "$1" --shards 1 \
     --listen "127.0.0.1:$PORT" &
-  PID=$!
-  for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "starling did not start with $1" >&2
-  exit 1
-}
-
-stop_broker() {
-  kill -INT "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=
-  sleep 1
-}
-
-run() { # run NAME SCENARIO ARGS...
-  local name=$1
-  shift
-  echo "== $name: $*"
-  taskset -c "$HARNESS_CPU" "$LT" "$@" --port "$PORT" --broker-pid "$PID" \
-    --json "$OUT/$name.json" >"$OUT/$name.txt" 2>&1 \
-    || echo "   (exit $? — see $OUT/$name.txt)"
+  await_broker "starling with $1"
 }
 
 common=(--payload 64 --duration "$DURATION" --warmup "$WARMUP")

@@ -246,36 +246,21 @@ impl DecisionHooks {
     pub fn auth_on_register(&self, request: &RegisterRequest<'_>) -> Decision<RegisterChanges> {
         self.register
             .decide(|hook| hook.auth_on_register(request))
-            .unwrap_or_else(|| {
-                Decision::Deny(Denial::new(
-                    ReasonCode::NOT_AUTHORIZED,
-                    "no hook allowed the connection",
-                ))
-            })
+            .unwrap_or_else(|| not_authorized("no hook allowed the connection"))
     }
 
     /// The verdict of the subscribe chain (nobody decided: 0x87 Not authorized).
     pub fn auth_on_subscribe(&self, request: &SubscribeRequest<'_>) -> Decision<SubscribeChanges> {
         self.subscribe
             .decide(|hook| hook.auth_on_subscribe(request))
-            .unwrap_or_else(|| {
-                Decision::Deny(Denial::new(
-                    ReasonCode::NOT_AUTHORIZED,
-                    "no hook allowed the subscription",
-                ))
-            })
+            .unwrap_or_else(|| not_authorized("no hook allowed the subscription"))
     }
 
     /// The verdict of the publish chain (nobody decided: 0x87 Not authorized).
     pub fn auth_on_publish(&self, request: &PublishRequest<'_>) -> Decision<PublishChanges> {
         self.publish
             .decide(|hook| hook.auth_on_publish(request))
-            .unwrap_or_else(|| {
-                Decision::Deny(Denial::new(
-                    ReasonCode::NOT_AUTHORIZED,
-                    "no hook allowed the publish",
-                ))
-            })
+            .unwrap_or_else(|| not_authorized("no hook allowed the publish"))
     }
 
     /// The verdict of the deliver chain. As in VerneMQ a delivery needs no verdict: when every
@@ -285,6 +270,11 @@ impl DecisionHooks {
             .decide(|hook| hook.on_deliver(request))
             .unwrap_or(Decision::Allow(None))
     }
+}
+
+/// What an undecided register, subscribe or publish chain answers: 0x87 Not authorized.
+fn not_authorized<C>(reason: &str) -> Decision<C> {
+    Decision::Deny(Denial::new(ReasonCode::NOT_AUTHORIZED, reason))
 }
 
 #[cfg(test)]

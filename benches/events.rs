@@ -116,7 +116,7 @@ fn record(c: &mut Criterion) {
                     EventDetail::Message(MessageFacts {
                         message: Arc::clone(&message),
                         publisher: Arc::clone(&publisher),
-                        published_at_ms: at,
+                        published_at_ns: at,
                         qos: QoS::AtLeastOnce,
                         packet_id: None,
                         dup: false,

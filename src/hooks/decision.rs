@@ -41,15 +41,46 @@ pub struct Denial {
     pub code: ReasonCode,
     /// Why, in words.
     pub reason: String,
+    /// Close the client's connection as well (a topic outside the topic table, where the
+    /// table says so): 5.0 clients get a DISCONNECT with `code`.
+    pub disconnect: bool,
+    /// A message the broker publishes in place of the denied one (the rejected-publish
+    /// feedback on `<topic>/rejected`). Publish denials only.
+    pub feedback: Option<Feedback>,
+}
+
+/// A message published by the broker itself about a denied publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feedback {
+    /// Where it goes.
+    pub topic: TopicName,
+    /// What it says.
+    pub payload: Bytes,
 }
 
 impl Denial {
-    /// A denial with `code` and `reason`.
+    /// A denial with `code` and `reason` that leaves the connection open.
     pub fn new(code: ReasonCode, reason: impl Into<String>) -> Self {
         Self {
             code,
             reason: reason.into(),
+            disconnect: false,
+            feedback: None,
         }
+    }
+
+    /// The same denial, closing the connection too.
+    #[must_use]
+    pub fn and_disconnect(mut self) -> Self {
+        self.disconnect = true;
+        self
+    }
+
+    /// The same denial, publishing `feedback` in place of the denied message.
+    #[must_use]
+    pub fn with_feedback(mut self, feedback: Feedback) -> Self {
+        self.feedback = Some(feedback);
+        self
     }
 }
 

@@ -214,8 +214,8 @@ pub struct MessageFacts {
     pub message: Arc<Message>,
     /// Who published it (`from_*` fields).
     pub publisher: Arc<ClientInfo>,
-    /// When the broker received it, Unix milliseconds (`pts`).
-    pub published_at_ms: u64,
+    /// When the broker received it, Unix nanoseconds (`pts` is this in milliseconds).
+    pub published_at_ns: u64,
     /// QoS of this event's packet (the delivery's, for deliveries).
     pub qos: QoS,
     /// Packet id of this event's packet, for QoS 1/2.
@@ -256,8 +256,8 @@ pub enum EventDetail {
 pub struct Event {
     /// What happened.
     pub kind: EventKind,
-    /// When, Unix milliseconds (`ts`).
-    pub at_ms: u64,
+    /// When, Unix nanoseconds (`occurred_at`; `ts` is this in milliseconds).
+    pub at_ns: u64,
     /// The client it happened to (the subscriber, for deliveries and acks).
     pub client: Arc<ClientInfo>,
     /// The rest.

@@ -9,12 +9,13 @@
 
 pub mod decision;
 pub mod event;
+pub mod exporters;
 pub mod ring;
 
 pub use decision::{
     AuthOnPublish, AuthOnRegister, AuthOnSubscribe, Decision, DecisionHooks, DeliverChanges,
-    DeliverRequest, Denial, HookChain, OnDeliver, PublishChanges, PublishRequest, RegisterChanges,
-    RegisterRequest, SubscribeChanges, SubscribeRequest, Verdict,
+    DeliverRequest, Denial, Feedback, HookChain, OnDeliver, PublishChanges, PublishRequest,
+    RegisterChanges, RegisterRequest, SubscribeChanges, SubscribeRequest, Verdict,
 };
 pub use event::{
     ClientInfo, DisconnectReason, Event, EventDetail, EventKind, EventKinds, MessageFacts,

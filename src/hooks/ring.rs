@@ -110,7 +110,7 @@ impl EventSink {
     pub fn record(
         &mut self,
         kind: EventKind,
-        at_ms: u64,
+        at_ns: u64,
         client: &Arc<ClientInfo>,
         detail: impl FnOnce() -> EventDetail,
     ) {
@@ -120,7 +120,7 @@ impl EventSink {
         self.counters.recorded[kind.index()] += 1;
         self.batch.push(Event {
             kind,
-            at_ms,
+            at_ns,
             client: Arc::clone(client),
             detail: detail(),
         });
@@ -211,7 +211,7 @@ mod tests {
         });
         let batch = ring.pop().unwrap();
         assert_eq!(
-            batch.iter().map(|event| event.at_ms).collect::<Vec<_>>(),
+            batch.iter().map(|event| event.at_ns).collect::<Vec<_>>(),
             vec![2, 3]
         );
         assert_eq!(batch[1].detail, subscription("b/+"));
@@ -261,10 +261,10 @@ mod tests {
         assert_eq!(counters.recorded[EventKind::ClientConnected.index()], 2);
         assert_eq!(sink.pending(), 0, "the dropped batch is gone, not retried");
         // Once drained, the ring takes batches again: nothing stays stuck.
-        assert_eq!(ring.pop().unwrap()[0].at_ms, 1);
+        assert_eq!(ring.pop().unwrap()[0].at_ns, 1);
         sink.record(EventKind::ClientConnected, 5, &client, || EventDetail::None);
         sink.flush();
-        assert_eq!(ring.pop().unwrap()[0].at_ms, 5);
+        assert_eq!(ring.pop().unwrap()[0].at_ns, 5);
     }
 
     #[test]
@@ -291,7 +291,7 @@ mod tests {
                 while seen.len() < 1000 {
                     match ring.pop() {
                         Some(batch) => {
-                            seen.extend(batch.iter().map(|event| event.at_ms));
+                            seen.extend(batch.iter().map(|event| event.at_ns));
                             ring.recycle(batch);
                         }
                         None => std::thread::yield_now(),

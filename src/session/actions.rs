@@ -60,6 +60,24 @@ pub enum DropReason {
     TooLarge,
     /// QoS 0 to a client that is not connected.
     Offline,
+    /// Published where no subscriber was listening (counted per message, not per recipient).
+    NoSubscribers,
+    /// The publish hooks denied it.
+    NotAuthorized,
+}
+
+impl DropReason {
+    /// The reason as one snake_case word (the `reason` field of `message_dropped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Expired => "expired",
+            DropReason::TooLarge => "too_large",
+            DropReason::Offline => "offline",
+            DropReason::NoSubscribers => "no_subscribers",
+            DropReason::NotAuthorized => "not_authorized",
+        }
+    }
 }
 
 /// One accepted filter of a SUBSCRIBE.

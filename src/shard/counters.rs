@@ -28,6 +28,10 @@ pub struct ShardCounters {
     pub dropped_too_large: u64,
     /// QoS 0 messages dropped for offline sessions.
     pub dropped_offline: u64,
+    /// Messages published where nobody subscribed.
+    pub dropped_no_subscribers: u64,
+    /// Publishes the publish hooks denied.
+    pub dropped_not_authorized: u64,
     /// Messages forwarded to other shards (one per destination shard).
     pub messages_forwarded: u64,
     /// Times a peer's outbox reached its limit and connections paused reading.
@@ -48,6 +52,8 @@ impl ShardCounters {
             DropReason::Expired => &mut self.dropped_expired,
             DropReason::TooLarge => &mut self.dropped_too_large,
             DropReason::Offline => &mut self.dropped_offline,
+            DropReason::NoSubscribers => &mut self.dropped_no_subscribers,
+            DropReason::NotAuthorized => &mut self.dropped_not_authorized,
         };
         *counter += 1;
     }

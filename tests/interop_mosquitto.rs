@@ -236,7 +236,7 @@ fn place(
         let mut client = Mosquitto::spawn(program, broker.port, &format!("-i {id} {args}"));
         client.wait_line(ready);
         let landed = broker.shard_of(&id);
-        if shard.map_or(true, |wanted| wanted == landed) {
+        if shard.is_none_or(|wanted| wanted == landed) {
             return (client, id, landed);
         }
     }

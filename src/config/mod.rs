@@ -136,6 +136,11 @@ pub struct MqttConfig {
     pub allow_anonymous: bool,
     /// Most levels (`/`-separated parts) in a topic name or filter.
     pub max_topic_levels: NonZeroU16,
+    /// Client ids refused at CONNECT (Client Identifier not valid).
+    pub reserved_client_ids: Vec<String>,
+    /// Whether a 3.x client whose PUBLISH the hooks deny is disconnected (3.x has no way to
+    /// tell it otherwise); when false the message is dropped and acknowledged.
+    pub disconnect_on_denied_publish_v3: bool,
 }
 
 /// `[tuning]`: shards, CPUs, executor knobs and per-connection buffer sizes.

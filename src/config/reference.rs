@@ -244,6 +244,23 @@ pub(crate) const KEYS: &[KeyDoc] = &[
               refused with Not authorized.",
     },
     KeyDoc {
+        path: "mqtt.reserved_client_ids",
+        kind: "array of strings",
+        allowed: "client ids of 1 to 65535 bytes",
+        doc: "Client ids no client may use: a CONNECT with one is refused with Client \
+              Identifier not valid (3.1.1: identifier rejected). `broker` is reserved for the \
+              broker's own messages on the system topics.",
+    },
+    KeyDoc {
+        path: "mqtt.disconnect_on_denied_publish_v3",
+        kind: "boolean",
+        allowed: "true or false",
+        doc: "What happens to a 3.1 or 3.1.1 client whose PUBLISH a hook denies. 3.x has no \
+              way to say no: by default the message is dropped and acknowledged as usual \
+              ([MQTT-3.3.5-2]); true closes the connection instead. 5.0 clients always get \
+              the denial's reason code in PUBACK or PUBREC.",
+    },
+    KeyDoc {
         path: "mqtt.max_topic_levels",
         kind: "integer, levels",
         allowed: "1 to 32768",

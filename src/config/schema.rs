@@ -86,6 +86,8 @@ pub(crate) struct RawMqtt {
     pub allow_empty_client_id: bool,
     pub allow_anonymous: bool,
     pub max_topic_levels: i64,
+    pub reserved_client_ids: Vec<String>,
+    pub disconnect_on_denied_publish_v3: bool,
 }
 
 impl Default for RawMqtt {
@@ -110,6 +112,9 @@ impl Default for RawMqtt {
             allow_empty_client_id: true,
             allow_anonymous: true,
             max_topic_levels: 128,
+            // The system-topics document reserves `broker` for the broker's own messages.
+            reserved_client_ids: vec!["broker".to_owned()],
+            disconnect_on_denied_publish_v3: false,
         }
     }
 }

@@ -332,7 +332,24 @@ fn mqtt(raw: &RawMqtt) -> Result<MqttConfig, ConfigError> {
             1,
             MAX_TOPIC_LEVELS,
         )?,
+        reserved_client_ids: reserved_client_ids(&raw.reserved_client_ids)?,
+        disconnect_on_denied_publish_v3: raw.disconnect_on_denied_publish_v3,
     })
+}
+
+fn reserved_client_ids(raw: &[String]) -> Result<Vec<String>, ConfigError> {
+    for (index, id) in raw.iter().enumerate() {
+        if id.is_empty() || id.len() > 65_535 {
+            return Err(ConfigError::Invalid {
+                key: format!("mqtt.reserved_client_ids[{index}]"),
+                message: format!(
+                    "a client id of 1 to 65535 bytes is allowed, got {} bytes",
+                    id.len()
+                ),
+            });
+        }
+    }
+    Ok(raw.to_vec())
 }
 
 fn tuning(raw: &RawTuning) -> Result<TuningConfig, ConfigError> {

@@ -190,6 +190,8 @@ pub enum DisconnectReason {
     ProtocolError(ReasonCode),
     /// The broker is shutting down.
     ServerShutdown,
+    /// The session outlived its connection by its expiry interval (`session_terminated`).
+    SessionExpired,
 }
 
 impl DisconnectReason {
@@ -203,6 +205,7 @@ impl DisconnectReason {
             DisconnectReason::TakenOver => "takenover",
             DisconnectReason::ProtocolError(_) => "protocol_error",
             DisconnectReason::ServerShutdown => "server_shutdown",
+            DisconnectReason::SessionExpired => "expired",
         }
     }
 }

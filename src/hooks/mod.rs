@@ -7,11 +7,13 @@
 //! - [`ring`]: the per-shard writer and the bounded lock-free ring of event batches the
 //!   exporter runtime drains; a full ring drops and counts, it never blocks the shard.
 
+pub mod clock;
 pub mod decision;
 pub mod event;
 pub mod exporters;
 pub mod ring;
 
+pub use clock::WallClock;
 pub use decision::{
     AuthOnPublish, AuthOnRegister, AuthOnSubscribe, Decision, DecisionHooks, DeliverChanges,
     DeliverRequest, Denial, Feedback, HookChain, OnDeliver, PublishChanges, PublishRequest,

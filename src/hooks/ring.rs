@@ -99,6 +99,11 @@ impl EventSink {
         }
     }
 
+    /// The kinds this sink records.
+    pub fn wanted(&self) -> EventKinds {
+        self.wanted
+    }
+
     /// Whether any exporter wants `kind`: callers with costly details test this first.
     #[inline]
     pub fn wants(&self, kind: EventKind) -> bool {

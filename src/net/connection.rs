@@ -78,10 +78,8 @@ pub async fn serve_connection(
         }
     };
     let version = connect.protocol;
-    let handle = Rc::new(ConnectionHandle::new(
-        version,
-        settings.outbound_budget_bytes,
-    ));
+    let handle =
+        Rc::new(ConnectionHandle::new(version, settings.outbound_budget_bytes).with_peer(peer));
     let writer_task = glommio::spawn_local(write_loop(writer, Rc::clone(&handle), version));
     let outcome = engine
         .borrow_mut()

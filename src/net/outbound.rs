@@ -164,6 +164,8 @@ mod tests {
             properties: PublishProperties::default(),
             expires_at: None,
             origin: ClientId::new("p").unwrap(),
+            publisher: None,
+            received_at_ns: 0,
         };
         OutgoingPublish {
             message: Arc::new(message),

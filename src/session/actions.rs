@@ -25,7 +25,31 @@ pub enum Action {
     /// Close the connection.
     Close(Close),
     /// A message was not delivered to this client; counted and reported as an event.
-    Dropped(DropReason),
+    Dropped(DropReason, Arc<Message>),
+    /// The client acknowledged a delivery (PUBACK, or PUBREC for QoS 2), reported as
+    /// `message_acked`; only asked for when an exporter wants it.
+    Acked(Acked),
+    /// A publish the hooks denied: not routed, reported as dropped, and the feedback message
+    /// the denial carries (if any) is routed in its place.
+    Denied {
+        /// The message as it would have been routed.
+        message: Arc<Message>,
+        /// Published by the broker instead (`<topic>/rejected`).
+        feedback: Option<Arc<Message>>,
+    },
+}
+
+/// A delivery the client acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acked {
+    /// The message.
+    pub message: Arc<Message>,
+    /// QoS of the delivery.
+    pub qos: crate::protocol::QoS,
+    /// Its packet id.
+    pub packet_id: PacketId,
+    /// Whether it had been sent more than once.
+    pub dup: bool,
 }
 
 /// A packet for the client's writer.

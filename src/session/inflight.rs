@@ -119,18 +119,29 @@ impl Inflight {
         Some(publish)
     }
 
-    /// Drops queued messages from the front while `is_expired` says so, returning how many.
-    /// Messages further back are checked when they reach the front.
+    /// Drops queued messages from the front while `is_expired` says so, handing each to
+    /// `dropped`. Messages further back are checked when they reach the front.
     pub fn drop_expired_front(
         &mut self,
         mut is_expired: impl FnMut(&OutgoingPublish) -> bool,
-    ) -> usize {
-        let mut dropped = 0;
+        mut dropped: impl FnMut(OutgoingPublish),
+    ) {
         while self.waiting.front().is_some_and(&mut is_expired) {
-            self.pop_waiting();
-            dropped += 1;
+            if let Some(publish) = self.pop_waiting() {
+                dropped(publish);
+            }
         }
-        dropped
+    }
+
+    /// The message in flight under `packet_id` while it still waits for its PUBACK or PUBREC
+    /// (for reporting the acknowledgement before [`Self::on_puback`]/[`Self::on_pubrec`]).
+    pub fn awaiting_ack(&self, packet_id: PacketId) -> Option<&OutgoingPublish> {
+        match self.in_flight.get(&packet_id) {
+            Some(
+                InflightState::AwaitingPubAck(publish) | InflightState::AwaitingPubRec(publish),
+            ) => Some(publish),
+            _ => None,
+        }
     }
 
     fn allocate_id(&mut self) -> PacketId {

@@ -42,6 +42,10 @@ pub struct BrokerLimits {
     pub max_keep_alive_secs: u16,
     /// Largest packet accepted from a client.
     pub max_packet_size: NonZeroU32,
+    /// Client ids refused at CONNECT.
+    pub reserved_client_ids: Vec<String>,
+    /// Close a 3.x client's connection when the hooks deny its PUBLISH.
+    pub disconnect_on_denied_publish_v3: bool,
 }
 
 impl From<&MqttConfig> for BrokerLimits {
@@ -63,6 +67,8 @@ impl From<&MqttConfig> for BrokerLimits {
             max_session_expiry_secs: mqtt.max_session_expiry_secs,
             max_keep_alive_secs: mqtt.max_keep_alive_secs,
             max_packet_size: mqtt.max_packet_size_bytes,
+            reserved_client_ids: mqtt.reserved_client_ids.clone(),
+            disconnect_on_denied_publish_v3: mqtt.disconnect_on_denied_publish_v3,
         }
     }
 }

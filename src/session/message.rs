@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::hooks::ClientInfo;
 use crate::protocol::{ClientId, PacketId, PublishProperties, QoS, TopicName};
 pub use crate::topic::SubscriptionIds;
 
@@ -32,6 +33,11 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// The client that published it, for No Local.
     pub origin: ClientId,
+    /// Who published it, as events report it (`from_*` fields); `None` for messages the
+    /// broker makes itself (system topics, rejected-publish feedback).
+    pub publisher: Option<Arc<ClientInfo>>,
+    /// When the broker received it, Unix nanoseconds (`pts` of the delivery events).
+    pub received_at_ns: u64,
 }
 
 impl Message {
@@ -39,6 +45,19 @@ impl Message {
     pub fn from_publish(
         now: Instant,
         origin: ClientId,
+        topic: TopicName,
+        publish: crate::protocol::Publish,
+    ) -> Self {
+        Self::published_by(now, origin, None, 0, topic, publish)
+    }
+
+    /// [`Self::from_publish`] with the publisher's identity and the Unix time of receipt, for
+    /// the events about the message.
+    pub fn published_by(
+        now: Instant,
+        origin: ClientId,
+        publisher: Option<Arc<ClientInfo>>,
+        received_at_ns: u64,
         topic: TopicName,
         publish: crate::protocol::Publish,
     ) -> Self {
@@ -56,6 +75,8 @@ impl Message {
             properties,
             expires_at,
             origin,
+            publisher,
+            received_at_ns,
         }
     }
 

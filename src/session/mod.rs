@@ -9,18 +9,20 @@
 
 mod actions;
 mod alias;
+mod context;
 mod inflight;
 mod limits;
 mod message;
 mod state;
 mod subscribe;
 
-pub use actions::{Action, Close, DropReason, Outgoing, SubscribeEntry, SubscribeRequest};
+pub use actions::{Acked, Action, Close, DropReason, Outgoing, SubscribeEntry, SubscribeRequest};
 pub use alias::{AliasError, InboundAliases, OutboundAliases};
+pub use context::SessionContext;
 pub use inflight::{AckOutcome, Inflight, InflightState, Redelivery};
 pub use limits::{BrokerLimits, ClientLimits};
 pub use message::{Delivery, Message, OutgoingPublish, SubscriptionIds};
-pub use state::{Detached, Session, StoredSubscription};
+pub use state::{Attach, Detached, Session, StoredSubscription};
 
 #[cfg(test)]
 mod tests;

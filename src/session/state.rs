@@ -15,8 +15,13 @@ use crate::protocol::{
     TopicFilter, UnsubAck, Unsubscribe, Will,
 };
 
-use super::actions::{Action, Close, DropReason, Outgoing};
+use crate::hooks::{
+    ClientInfo, Decision, DecisionHooks, PublishChanges, PublishRequest, SubscribeChanges,
+};
+
+use super::actions::{Acked, Action, Close, DropReason, Outgoing};
 use super::alias::{AliasError, InboundAliases, OutboundAliases};
+use super::context::SessionContext;
 use super::inflight::{AckOutcome, Inflight, Redelivery};
 use super::limits::{BrokerLimits, ClientLimits};
 use super::message::{Delivery, Message, OutgoingPublish};
@@ -42,6 +47,8 @@ struct Link {
     outbound_aliases: OutboundAliases,
     /// Spec 3.14.2.2.2: a DISCONNECT may not turn a zero session expiry into a non-zero one.
     connected_with_zero_expiry: bool,
+    /// Who the client is, for the hooks and for the messages it publishes.
+    info: Option<Arc<ClientInfo>>,
 }
 
 /// One client's session.
@@ -111,10 +118,14 @@ impl Session {
         &mut self,
         now: Instant,
         connect: &Connect,
-        session_present: bool,
-        assigned_client_id: bool,
+        attach: Attach,
         actions: &mut Vec<Action>,
     ) -> ConnAck {
+        let Attach {
+            session_present,
+            assigned_client_id,
+            info,
+        } = attach;
         let v5 = connect.protocol.is_v5();
         let limits = Arc::clone(&self.limits);
         let requested_expiry = if v5 {
@@ -144,6 +155,7 @@ impl Session {
             inbound_aliases: InboundAliases::new(limits.topic_alias_maximum),
             outbound_aliases: OutboundAliases::new(client.topic_alias_maximum),
             connected_with_zero_expiry: self.expiry_secs == 0,
+            info,
         });
 
         let mut properties = ConnAckProperties::default();
@@ -215,20 +227,32 @@ impl Session {
     }
 
     /// Handles a packet from the client.
-    pub fn handle_packet(&mut self, now: Instant, packet: Packet, actions: &mut Vec<Action>) {
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        packet: Packet,
+        context: &SessionContext<'_>,
+        actions: &mut Vec<Action>,
+    ) {
         let Some(link) = self.link.as_mut() else {
             return;
         };
         link.last_received = now;
         match packet {
-            Packet::Publish(publish) => self.on_publish(now, publish, actions),
+            Packet::Publish(publish) => self.on_publish(now, publish, context, actions),
             Packet::PubAck(ack) => {
+                if context.report_acks {
+                    self.report_ack(ack.packet_id, actions);
+                }
                 if self.outbound.on_puback(ack.packet_id) == AckOutcome::Accepted {
                     self.fill_window(now, actions);
                 }
             }
             Packet::PubRec(rec) => {
                 let success = rec.reason_code.is_success();
+                if context.report_acks && success {
+                    self.report_ack(rec.packet_id, actions);
+                }
                 match self.outbound.on_pubrec(rec.packet_id, success) {
                     AckOutcome::Accepted if success => {
                         send(actions, Packet::PubRel(PubResponse::success(rec.packet_id)));
@@ -251,7 +275,18 @@ impl Session {
                 send(actions, Packet::PubComp(response));
             }
             Packet::Subscribe(subscribe) => {
-                let request = validate_subscribe(&self.limits, &self.subscriptions, subscribe);
+                let authorize = SubscribeAuthorizer {
+                    hooks: context.hooks,
+                    client_id: &self.client_id,
+                    username: link.info.as_ref().and_then(|info| info.username.as_ref()),
+                };
+                let (request, disconnect) =
+                    validate_subscribe(&self.limits, &self.subscriptions, subscribe, authorize);
+                if let Some(code) = disconnect {
+                    // A filter outside the topic table, where the table says to close: no
+                    // SUBACK, the client is disconnected (5.0: with the denial's code).
+                    return protocol_violation(actions, code);
+                }
                 for entry in &request.entries {
                     let stored = StoredSubscription {
                         options: entry.options,
@@ -276,7 +311,13 @@ impl Session {
         }
     }
 
-    fn on_publish(&mut self, now: Instant, publish: Publish, actions: &mut Vec<Action>) {
+    fn on_publish(
+        &mut self,
+        now: Instant,
+        publish: Publish,
+        context: &SessionContext<'_>,
+        actions: &mut Vec<Action>,
+    ) {
         let Some(link) = self.link.as_mut() else {
             return;
         };
@@ -311,50 +352,128 @@ impl Session {
             publish.properties.payload_format_indicator == Some(PayloadFormat::Utf8);
         let valid_payload = !declared_utf8 || std::str::from_utf8(&publish.payload).is_ok();
         let v5 = link.v5;
-        match (publish.qos, publish.packet_id) {
-            (QoS::AtMostOnce, _) | (_, None) => {
-                if valid_payload {
-                    self.route(now, topic, publish, actions);
-                }
+        let info = link.info.clone();
+        let (qos, packet_id) = (publish.qos, publish.packet_id);
+        if qos == QoS::ExactlyOnce && packet_id.is_some_and(|id| self.inbound_qos2.contains(&id)) {
+            // A repeated id is a retry of a message already routed: acknowledge only.
+            if let Some(packet_id) = packet_id {
+                send(actions, Packet::PubRec(PubResponse::success(packet_id)));
             }
+            return;
+        }
+        if qos == QoS::ExactlyOnce
+            && packet_id.is_some()
+            && self.inbound_qos2.len() >= usize::from(self.limits.receive_maximum.get())
+        {
+            return protocol_violation(actions, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
+        }
+        let code = if valid_payload {
+            let message = Message::published_by(
+                now,
+                self.client_id.clone(),
+                info,
+                context.unix_ns,
+                topic,
+                publish,
+            );
+            self.authorize_and_route(message, context, actions)
+        } else {
+            ReasonCode::PAYLOAD_FORMAT_INVALID
+        };
+        if code == DISCONNECTED {
+            return;
+        }
+        match (qos, packet_id) {
+            (QoS::AtMostOnce, _) | (_, None) => {}
             (QoS::AtLeastOnce, Some(packet_id)) => {
-                let code = if valid_payload {
-                    ReasonCode::SUCCESS
-                } else {
-                    ReasonCode::PAYLOAD_FORMAT_INVALID
-                };
-                if valid_payload {
-                    self.route(now, topic, publish, actions);
-                }
                 send(actions, Packet::PubAck(response(packet_id, code, v5)));
             }
             (QoS::ExactlyOnce, Some(packet_id)) => {
-                // A repeated id is a retry of a message already routed: acknowledge only.
-                if !self.inbound_qos2.contains(&packet_id) {
-                    if self.inbound_qos2.len() >= usize::from(self.limits.receive_maximum.get()) {
-                        return protocol_violation(actions, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
-                    }
-                    if !valid_payload {
-                        let code = ReasonCode::PAYLOAD_FORMAT_INVALID;
-                        return send(actions, Packet::PubRec(response(packet_id, code, v5)));
-                    }
+                if code.is_success() {
                     self.inbound_qos2.insert(packet_id);
-                    self.route(now, topic, publish, actions);
                 }
-                send(actions, Packet::PubRec(PubResponse::success(packet_id)));
+                send(actions, Packet::PubRec(response(packet_id, code, v5)));
             }
         }
     }
 
-    fn route(
+    /// Runs the publish hooks on `message` and routes what they allow (rewritten as they say).
+    /// Returns the code for the PUBACK/PUBREC, or [`DISCONNECTED`] when the connection closes
+    /// instead. A 3.x client cannot be told of a denial ([MQTT-3.3.5-2]): it gets a positive
+    /// acknowledgement, or is disconnected when `mqtt.disconnect_on_denied_publish_v3` says.
+    fn authorize_and_route(
         &self,
-        now: Instant,
-        topic: crate::protocol::TopicName,
-        publish: Publish,
+        mut message: Message,
+        context: &SessionContext<'_>,
         actions: &mut Vec<Action>,
-    ) {
-        let message = Message::from_publish(now, self.client_id.clone(), topic, publish);
-        actions.push(Action::Route(Arc::new(message)));
+    ) -> ReasonCode {
+        if context.hooks.publish.is_empty() {
+            actions.push(Action::Route(Arc::new(message)));
+            return ReasonCode::SUCCESS;
+        }
+        let v5 = self.link.as_ref().is_some_and(|link| link.v5);
+        let request = PublishRequest {
+            client_id: &self.client_id,
+            username: message
+                .publisher
+                .as_ref()
+                .and_then(|info| info.username.as_ref()),
+            topic: &message.topic,
+            payload: &message.payload,
+            qos: message.qos,
+            retain: message.retain,
+        };
+        match context.hooks.auth_on_publish(&request) {
+            Decision::Allow(changes) => {
+                if let Some(changes) = changes {
+                    apply_publish_changes(&mut message, changes, self.limits.maximum_qos);
+                }
+                actions.push(Action::Route(Arc::new(message)));
+                ReasonCode::SUCCESS
+            }
+            Decision::Deny(denial) => {
+                let feedback = denial.feedback.map(|feedback| {
+                    Arc::new(Message {
+                        topic: feedback.topic,
+                        payload: feedback.payload,
+                        qos: message.qos,
+                        retain: false,
+                        properties: Default::default(),
+                        expires_at: None,
+                        origin: message.origin.clone(),
+                        publisher: None,
+                        received_at_ns: message.received_at_ns,
+                    })
+                });
+                actions.push(Action::Denied {
+                    message: Arc::new(message),
+                    feedback,
+                });
+                let close =
+                    denial.disconnect || (!v5 && self.limits.disconnect_on_denied_publish_v3);
+                if close {
+                    protocol_violation(actions, denial.code);
+                    return DISCONNECTED;
+                }
+                if v5 {
+                    denial.code
+                } else {
+                    ReasonCode::SUCCESS
+                }
+            }
+        }
+    }
+
+    /// Reports the acknowledgement of the delivery in flight under `packet_id`, if any.
+    fn report_ack(&self, packet_id: PacketId, actions: &mut Vec<Action>) {
+        if let Some(publish) = self.outbound.awaiting_ack(packet_id) {
+            actions.push(Action::Acked(Acked {
+                message: Arc::clone(&publish.message),
+                qos: publish.qos,
+                packet_id,
+                dup: publish.dup,
+            }));
+        }
     }
 
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe, actions: &mut Vec<Action>) {
@@ -399,7 +518,7 @@ impl Session {
     /// through the window for QoS 1/2 (queued while offline or while the window is full).
     pub fn deliver(&mut self, now: Instant, delivery: Delivery, actions: &mut Vec<Action>) {
         if delivery.message.is_expired(now) {
-            return actions.push(Action::Dropped(DropReason::Expired));
+            return actions.push(Action::Dropped(DropReason::Expired, delivery.message));
         }
         let publish = OutgoingPublish {
             message_expiry_secs: delivery.message.remaining_expiry_secs(now),
@@ -414,11 +533,11 @@ impl Session {
         if publish.qos == QoS::AtMostOnce {
             return match self.link.is_some() {
                 true => self.send_publish(publish, actions),
-                false => actions.push(Action::Dropped(DropReason::Offline)),
+                false => actions.push(Action::Dropped(DropReason::Offline, publish.message)),
             };
         }
-        if self.outbound.enqueue(publish).is_err() {
-            return actions.push(Action::Dropped(DropReason::QueueFull));
+        if let Err(refused) = self.outbound.enqueue(publish) {
+            return actions.push(Action::Dropped(DropReason::QueueFull, refused.message));
         }
         self.fill_window(now, actions);
     }
@@ -436,12 +555,10 @@ impl Session {
         loop {
             // Only the messages about to be sent are checked: a scan of the whole queue on
             // every acknowledgement would cost O(queue) per ack.
-            let expired = self
-                .outbound
-                .drop_expired_front(|publish| publish.message.is_expired(now));
-            for _ in 0..expired {
-                actions.push(Action::Dropped(DropReason::Expired));
-            }
+            self.outbound.drop_expired_front(
+                |publish| publish.message.is_expired(now),
+                |publish| actions.push(Action::Dropped(DropReason::Expired, publish.message)),
+            );
             let Some(mut publish) = self.outbound.send_next(window) else {
                 break;
             };
@@ -485,10 +602,64 @@ impl Session {
                 if let Some(packet_id) = publish.packet_id {
                     self.outbound.discard(packet_id);
                 }
-                return actions.push(Action::Dropped(DropReason::TooLarge));
+                return actions.push(Action::Dropped(DropReason::TooLarge, publish.message));
             }
         }
         actions.push(Action::Send(Outgoing::Publish(publish)));
+    }
+}
+
+/// What the shard knows of a connection it attaches to a session.
+#[derive(Debug, Clone, Default)]
+pub struct Attach {
+    /// Whether the session existed before (CONNACK Session Present).
+    pub session_present: bool,
+    /// Whether the broker assigned the client id (5.0: returned in CONNACK).
+    pub assigned_client_id: bool,
+    /// Who the client is, for the hooks and the events about its messages.
+    pub info: Option<Arc<ClientInfo>>,
+}
+
+/// Not a reason code anyone sends: [`Session::authorize_and_route`]'s "the connection is
+/// closing, acknowledge nothing".
+const DISCONNECTED: ReasonCode = ReasonCode(0xFF);
+
+/// Applies a publish hook's rewrite. The QoS may only go down to what the broker offers.
+fn apply_publish_changes(message: &mut Message, changes: PublishChanges, maximum_qos: QoS) {
+    if let Some(topic) = changes.topic {
+        message.topic = topic;
+    }
+    if let Some(payload) = changes.payload {
+        message.payload = payload;
+    }
+    if let Some(qos) = changes.qos {
+        message.qos = qos.min(maximum_qos);
+    }
+    if let Some(retain) = changes.retain {
+        message.retain = retain;
+    }
+}
+
+/// Runs `auth_on_subscribe` for each filter validation accepted.
+pub(crate) struct SubscribeAuthorizer<'a> {
+    pub hooks: &'a DecisionHooks,
+    pub client_id: &'a ClientId,
+    pub username: Option<&'a crate::protocol::MqttString>,
+}
+
+impl SubscribeAuthorizer<'_> {
+    /// The chain's decision on `filter` at `qos` (allowed unchanged when no hook is set).
+    pub fn decide(&self, filter: &TopicFilter, qos: QoS) -> Decision<SubscribeChanges> {
+        if self.hooks.subscribe.is_empty() {
+            return Decision::Allow(None);
+        }
+        self.hooks
+            .auth_on_subscribe(&crate::hooks::SubscribeRequest {
+                client_id: self.client_id,
+                username: self.username,
+                filter,
+                qos,
+            })
     }
 }
 

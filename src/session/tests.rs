@@ -48,6 +48,16 @@ struct Harness {
     session: Session,
     now: Instant,
     actions: Vec<Action>,
+    hooks: crate::hooks::DecisionHooks,
+    report_acks: bool,
+}
+
+fn attach(session_present: bool, assigned_client_id: bool) -> Attach {
+    Attach {
+        session_present,
+        assigned_client_id,
+        info: None,
+    }
 }
 
 impl Harness {
@@ -57,6 +67,8 @@ impl Harness {
             session,
             now: Instant::now(),
             actions: Vec::new(),
+            hooks: Default::default(),
+            report_acks: false,
         }
     }
 
@@ -64,16 +76,24 @@ impl Harness {
         let mut harness = Self::new(BrokerLimits::default());
         let mut connect = connect_packet(version, 10);
         connect.properties = properties;
-        harness
-            .session
-            .connect(harness.now, &connect, false, false, &mut harness.actions);
+        harness.session.connect(
+            harness.now,
+            &connect,
+            attach(false, false),
+            &mut harness.actions,
+        );
         harness.actions.clear();
         harness
     }
 
     fn packet(&mut self, packet: Packet) -> Vec<Action> {
+        let context = SessionContext {
+            hooks: &self.hooks,
+            unix_ns: 0,
+            report_acks: self.report_acks,
+        };
         self.session
-            .handle_packet(self.now, packet, &mut self.actions);
+            .handle_packet(self.now, packet, &context, &mut self.actions);
         std::mem::take(&mut self.actions)
     }
 
@@ -110,6 +130,8 @@ fn message(topic_text: &str, qos: QoS) -> Arc<Message> {
         properties: PublishProperties::default(),
         expires_at: None,
         origin: ClientId::new("other").unwrap(),
+        publisher: None,
+        received_at_ns: 0,
     })
 }
 
@@ -154,9 +176,12 @@ fn v5_connack_announces_the_broker_limits_and_an_assigned_id() {
         ..BrokerLimits::default()
     });
     let connect = connect_packet(ProtocolVersion::V5, 0);
-    let connack = harness
-        .session
-        .connect(harness.now, &connect, false, true, &mut harness.actions);
+    let connack = harness.session.connect(
+        harness.now,
+        &connect,
+        attach(false, true),
+        &mut harness.actions,
+    );
     assert_eq!(connack.reason_code, ReasonCode::SUCCESS);
     assert_eq!(connack.properties.receive_maximum, NonZeroU16::new(128));
     assert_eq!(connack.properties.topic_alias_maximum, Some(64));
@@ -180,9 +205,12 @@ fn v5_connack_announces_the_broker_limits_and_an_assigned_id() {
 fn v3_connack_carries_no_properties() {
     let mut harness = Harness::new(BrokerLimits::default());
     let connect = connect_packet(ProtocolVersion::V3_1_1, 10);
-    let connack = harness
-        .session
-        .connect(harness.now, &connect, true, false, &mut harness.actions);
+    let connack = harness.session.connect(
+        harness.now,
+        &connect,
+        attach(true, false),
+        &mut harness.actions,
+    );
     assert!(connack.session_present);
     assert!(connack.properties.is_empty());
 }
@@ -252,9 +280,12 @@ fn more_unreleased_qos2_publishes_than_receive_maximum_closes_with_0x93() {
     };
     let mut harness = Harness::new(limits);
     let connect = connect_packet(ProtocolVersion::V5, 0);
-    harness
-        .session
-        .connect(harness.now, &connect, false, false, &mut harness.actions);
+    harness.session.connect(
+        harness.now,
+        &connect,
+        attach(false, false),
+        &mut harness.actions,
+    );
     for id in 1..=2 {
         let actions = harness.packet(Packet::Publish(publish(QoS::ExactlyOnce, Some(id), "a")));
         assert_eq!(close_reason(&actions), None);
@@ -298,15 +329,18 @@ fn a_full_queue_drops_and_counts_new_qos1_messages() {
     };
     let mut harness = Harness::new(limits);
     let connect = connect_packet(ProtocolVersion::V3_1_1, 0);
-    harness
-        .session
-        .connect(harness.now, &connect, false, false, &mut harness.actions);
+    harness.session.connect(
+        harness.now,
+        &connect,
+        attach(false, false),
+        &mut harness.actions,
+    );
     let mut drops = 0;
     for _ in 0..5 {
         let actions = harness.deliver(message("t", QoS::AtLeastOnce), QoS::AtLeastOnce);
         drops += actions
             .iter()
-            .filter(|a| matches!(a, Action::Dropped(DropReason::QueueFull)))
+            .filter(|a| matches!(a, Action::Dropped(DropReason::QueueFull, _)))
             .count();
     }
     // One in flight, two queued, two refused.
@@ -325,15 +359,18 @@ fn the_queue_is_bounded_in_bytes_too() {
     };
     let mut harness = Harness::new(limits);
     let connect = connect_packet(ProtocolVersion::V3_1_1, 0);
-    harness
-        .session
-        .connect(harness.now, &connect, false, false, &mut harness.actions);
+    harness.session.connect(
+        harness.now,
+        &connect,
+        attach(false, false),
+        &mut harness.actions,
+    );
     let mut drops = 0;
     for _ in 0..6 {
         let actions = harness.deliver(message("t", QoS::AtLeastOnce), QoS::AtLeastOnce);
         drops += actions
             .iter()
-            .filter(|a| matches!(a, Action::Dropped(DropReason::QueueFull)))
+            .filter(|a| matches!(a, Action::Dropped(DropReason::QueueFull, _)))
             .count();
     }
     // One in flight, two queued (4 of 5 bytes), three refused.
@@ -351,7 +388,11 @@ fn offline_session_queues_qos1_drops_qos0_and_redelivers_with_dup_on_reconnect()
     let detached = harness.session.detach(true);
     assert!(detached.will.is_some());
     let qos0 = harness.deliver(message("b", QoS::AtMostOnce), QoS::AtMostOnce);
-    assert_eq!(qos0, vec![Action::Dropped(DropReason::Offline)]);
+    assert!(
+        matches!(qos0.as_slice(), [Action::Dropped(DropReason::Offline, _)]),
+        "{:?}",
+        qos0
+    );
     assert!(harness
         .deliver(message("c", QoS::AtLeastOnce), QoS::AtLeastOnce)
         .is_empty());
@@ -361,7 +402,7 @@ fn offline_session_queues_qos1_drops_qos0_and_redelivers_with_dup_on_reconnect()
     let mut actions = Vec::new();
     harness
         .session
-        .connect(harness.now, &connect, true, false, &mut actions);
+        .connect(harness.now, &connect, attach(true, false), &mut actions);
     let resent = sent_publishes(&actions);
     assert_eq!(resent.len(), 2);
     assert_eq!(resent[0].packet_id, in_flight[0].packet_id);
@@ -390,7 +431,7 @@ fn outbound_qos2_runs_pubrec_pubrel_pubcomp_and_resends_pubrel_after_reconnect()
     connect.clean_start = false;
     harness
         .session
-        .connect(harness.now, &connect, true, false, &mut actions);
+        .connect(harness.now, &connect, attach(true, false), &mut actions);
     assert_eq!(
         sent_packets(&actions),
         vec![Packet::PubRel(PubResponse::success(id))]
@@ -468,10 +509,12 @@ fn session_expiry_is_capped_at_the_broker_maximum() {
     });
     let mut connect = connect_packet(ProtocolVersion::V5, 0);
     connect.properties.session_expiry_interval = Some(1000);
-    let connack =
-        harness
-            .session
-            .connect(harness.now, &connect, false, false, &mut harness.actions);
+    let connack = harness.session.connect(
+        harness.now,
+        &connect,
+        attach(false, false),
+        &mut harness.actions,
+    );
     assert_eq!(connack.properties.session_expiry_interval, Some(100));
     assert_eq!(
         harness.session.detach(false).expiry,
@@ -533,7 +576,14 @@ fn expired_messages_are_dropped_and_the_remaining_interval_is_forwarded() {
     );
     harness.now += Duration::from_secs(6);
     let actions = harness.deliver(expiring, QoS::AtMostOnce);
-    assert_eq!(actions, vec![Action::Dropped(DropReason::Expired)]);
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [Action::Dropped(DropReason::Expired, _)]
+        ),
+        "{:?}",
+        actions
+    );
 }
 
 #[test]
@@ -545,9 +595,12 @@ fn subscribe_caps_qos_refuses_what_is_not_offered_and_knows_existing_filters() {
     };
     let mut harness = Harness::new(limits);
     let connect = connect_packet(ProtocolVersion::V5, 0);
-    harness
-        .session
-        .connect(harness.now, &connect, false, false, &mut harness.actions);
+    harness.session.connect(
+        harness.now,
+        &connect,
+        attach(false, false),
+        &mut harness.actions,
+    );
     let subscribe = |filters: &[&str]| {
         Packet::Subscribe(Subscribe {
             packet_id: pid(1),
@@ -631,7 +684,14 @@ fn a_message_too_big_for_the_client_is_not_sent_and_frees_its_slot() {
         ..(*message("t", QoS::AtLeastOnce)).clone()
     });
     let actions = harness.deliver(big, QoS::AtLeastOnce);
-    assert_eq!(actions, vec![Action::Dropped(DropReason::TooLarge)]);
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [Action::Dropped(DropReason::TooLarge, _)]
+        ),
+        "{:?}",
+        actions
+    );
     assert_eq!(harness.session.pending_len(), 0);
     let small = sent_publishes(&harness.deliver(message("t", QoS::AtLeastOnce), QoS::AtLeastOnce));
     assert_eq!(small.len(), 1, "the window slot was given back");

@@ -455,7 +455,7 @@ fn nothing_published_during_a_session_move_is_lost_or_doubled() {
         loop {
             let progressed = mesh.step(now, &mut seed_state);
             if published < 30 {
-                let (shard, key) = if published % 3 == 0 {
+                let (shard, key) = if published.is_multiple_of(3) {
                     (0, other.key)
                 } else {
                     (2, publisher.key)

@@ -3,6 +3,10 @@
 //! the connection's writer task, which drains it.
 
 use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::hooks::ClientInfo;
 
 use crate::net::OutboundQueue;
 use crate::protocol::ProtocolVersion;
@@ -23,6 +27,10 @@ pub struct ConnectionHandle {
     connect_outcome: Cell<Option<ConnectOutcome>>,
     /// Wakes the reader when the CONNECT is answered or a close is requested.
     pub reader_wake: LocalNotify,
+    /// The peer's address, for the hooks and events.
+    pub peer: Option<SocketAddr>,
+    /// Who the client is, once the shard has read its CONNECT.
+    client: RefCell<Option<Arc<ClientInfo>>>,
 }
 
 impl ConnectionHandle {
@@ -34,7 +42,26 @@ impl ConnectionHandle {
             close: Cell::new(None),
             connect_outcome: Cell::new(None),
             reader_wake: LocalNotify::default(),
+            peer: None,
+            client: RefCell::new(None),
         }
+    }
+
+    /// The same handle, for a connection from `peer`.
+    #[must_use]
+    pub fn with_peer(mut self, peer: Option<SocketAddr>) -> Self {
+        self.peer = peer;
+        self
+    }
+
+    /// Records who the client is (the shard does, on CONNECT).
+    pub fn set_client(&self, client: Arc<ClientInfo>) {
+        *self.client.borrow_mut() = Some(client);
+    }
+
+    /// Who the client is, once known.
+    pub fn client(&self) -> Option<Arc<ClientInfo>> {
+        self.client.borrow().clone()
     }
 
     /// Records how the CONNECT was answered and wakes the reader waiting for it.

@@ -32,6 +32,8 @@ pub struct ShardCounters {
     pub dropped_no_subscribers: u64,
     /// Publishes the publish hooks denied.
     pub dropped_not_authorized: u64,
+    /// System-topic messages dropped because one call made more than the pending bound.
+    pub dropped_system_messages: u64,
     /// Messages forwarded to other shards (one per destination shard).
     pub messages_forwarded: u64,
     /// Times a peer's outbox reached its limit and connections paused reading.

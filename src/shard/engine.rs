@@ -18,11 +18,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::hooks::{
+    ClientInfo, Decision, DecisionHooks, DeliverRequest, DisconnectReason, EventDetail, EventKind,
+    EventKinds, EventSink, RegisterRequest, WallClock,
+};
 use crate::protocol::{
-    ClientId, ConnAck, Connect, Packet, PublishProperties, ReasonCode, RetainHandling, Will,
+    ClientId, ConnAck, Connect, Packet, PublishProperties, QoS, ReasonCode, RetainHandling, Will,
 };
 use crate::session::{
-    Action, BrokerLimits, Close, Delivery, DropReason, Message, Outgoing, Session, SubscribeRequest,
+    Action, Attach, BrokerLimits, Close, Delivery, DropReason, Message, Outgoing, Session,
+    SessionContext, SubscribeRequest,
 };
 use crate::topic::{
     InterestTable, RetainedStore, ShardId, ShardSet, ShareStrategy, SubscriberOptions,
@@ -33,8 +38,10 @@ use super::connection_handle::ConnectionHandle;
 use super::counters::ShardCounters;
 use super::notify::LocalNotify;
 use super::remote::{RemoteBatch, RemoteMessage, RetainStamp};
+use super::system_topics::{SystemTopics, SystemTopicsConfig, BROKER_CLIENT_ID};
 
 mod cluster;
+mod events;
 
 use cluster::{PendingBarrier, PendingConnect};
 
@@ -54,6 +61,8 @@ struct Slot {
     pending_will: Option<(Instant, Will)>,
     /// Set on a stub: the session moved to this shard, and the routes left here forward to it.
     forward_to: Option<usize>,
+    /// Who the client is, as of its last CONNECT here (for hooks and events).
+    client: Option<Arc<ClientInfo>>,
 }
 
 /// How a CONNECT was answered.
@@ -115,6 +124,19 @@ pub struct ShardEngine {
     spare_actions: Vec<Vec<Action>>,
     /// The last QoS 0 packet encoded per protocol version, shared by identical deliveries.
     shared_encoding: super::shared_encoding::SharedEncoding,
+    /// The decision hooks (empty chains allow everything at the cost of a length test).
+    hooks: Rc<DecisionHooks>,
+    /// Where events go, and the kinds anything (exporters, system topics) wants.
+    events: EventSink,
+    wanted_events: EventKinds,
+    system_topics: SystemTopics,
+    /// System messages made during the current call, routed at its end.
+    system_pending: Vec<Arc<Message>>,
+    clock: WallClock,
+    /// The broker's node id, in every client's identity.
+    node: u32,
+    /// The broker as a client: the publisher of its own messages.
+    broker_info: Arc<ClientInfo>,
 }
 
 impl std::fmt::Debug for ShardEngine {
@@ -163,7 +185,22 @@ impl ShardEngine {
             recipients: Vec::new(),
             spare_actions: Vec::new(),
             shared_encoding: Default::default(),
+            hooks: Rc::default(),
+            events: EventSink::disabled(),
+            wanted_events: EventKinds::NONE,
+            system_topics: disabled_system_topics(),
+            system_pending: Vec::new(),
+            clock: WallClock::start(),
+            node: 0,
+            broker_info: broker_info(0, shard_index),
         }
+    }
+
+    /// Sets the node id the events carry.
+    pub fn with_node(mut self, node: u32) -> Self {
+        self.node = node;
+        self.broker_info = broker_info(node, self.cluster.shard);
+        self
     }
 
     /// Makes this shard one of `shard_count`: routing consults the interest table, client ids
@@ -211,12 +248,58 @@ impl ShardEngine {
         connect: &Connect,
         connection: Rc<ConnectionHandle>,
     ) -> ConnectOutcome {
+        let outcome = self.answer_connect(now, connect, connection);
+        self.publish_system_messages(now);
+        outcome
+    }
+
+    fn answer_connect(
+        &mut self,
+        now: Instant,
+        connect: &Connect,
+        connection: Rc<ConnectionHandle>,
+    ) -> ConnectOutcome {
         let v5 = connect.protocol.is_v5();
+        let mut info = self.client_info_of(connect, &connection, connect.client_id.clone());
+        connection.set_client(Arc::clone(&info));
+        self.record(now, EventKind::ClientConnect, &info, || EventDetail::None);
         if connect.client_id.as_str().len() > usize::from(self.limits.max_client_id_bytes) {
-            return self.refuse(&connection, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+            return self.refuse(now, &connection, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
         }
         if !self.limits.allow_anonymous && connect.username.is_none() {
-            return self.refuse(&connection, ReasonCode::NOT_AUTHORIZED);
+            return self.refuse(now, &connection, ReasonCode::NOT_AUTHORIZED);
+        }
+        let reserved = &self.limits.reserved_client_ids;
+        if reserved.iter().any(|id| id == connect.client_id.as_str()) {
+            return self.refuse(now, &connection, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+        }
+        if !self.hooks.register.is_empty() {
+            let request = RegisterRequest {
+                client_id: &connect.client_id,
+                username: connect.username.as_ref(),
+                password: connect.password.as_ref(),
+                address: connection.peer,
+                protocol: connect.protocol,
+            };
+            match self.hooks.auth_on_register(&request) {
+                Decision::Allow(None) => {}
+                Decision::Allow(Some(changes)) => {
+                    if let Some(username) = changes.username {
+                        let mut changed = ClientInfo::clone(&info);
+                        changed.username = Some(username.to_owned_copy());
+                        info = Arc::new(changed);
+                        connection.set_client(Arc::clone(&info));
+                    }
+                }
+                Decision::Deny(denial) => {
+                    tracing::debug!(
+                        client_id = connect.client_id.as_str(),
+                        reason = denial.reason,
+                        "connect denied by a hook"
+                    );
+                    return self.refuse(now, &connection, denial.code);
+                }
+            }
         }
         let mut client_id = connect.client_id.clone();
         let mut assigned = false;
@@ -227,15 +310,18 @@ impl ShardEngine {
                     || (connect.clean_start
                         && connect.protocol != crate::protocol::ProtocolVersion::V3_1));
             if !allowed {
-                return self.refuse(&connection, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+                return self.refuse(now, &connection, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
             }
             self.assigned_ids += 1;
             let text = format!("starling-{}-{}", self.cluster.shard, self.assigned_ids);
             client_id = match ClientId::new(&text) {
                 Ok(id) => id,
-                Err(_) => return self.refuse(&connection, ReasonCode::UNSPECIFIED_ERROR),
+                Err(_) => return self.refuse(now, &connection, ReasonCode::UNSPECIFIED_ERROR),
             };
             assigned = true;
+            let mut named = ClientInfo::clone(&info);
+            named.client_id = client_id.clone();
+            connection.set_client(Arc::new(named));
         }
         if self.cluster.shard_count > 1 {
             self.claim_client_id(now, connect, client_id, assigned, connection);
@@ -264,6 +350,7 @@ impl ShardEngine {
             // Takeover: the old connection goes, with 0x8E for 5.0 clients, and its will is
             // published unless the new connection resumes the session (spec 3.1.4).
             let resume = !connect.clean_start;
+            let old_client = self.client_info(key);
             if let Some(old) = self.slot_mut(key).and_then(|slot| slot.connection.take()) {
                 old.request_close(Close {
                     reason: ReasonCode::SESSION_TAKEN_OVER,
@@ -271,14 +358,25 @@ impl ShardEngine {
                     publish_will: !resume,
                 });
                 self.counters.takeovers += 1;
+                if let Some(old_client) = &old_client {
+                    let reason = DisconnectReason::TakenOver;
+                    self.record(now, EventKind::ClientDisconnected, old_client, || {
+                        EventDetail::Disconnected(reason)
+                    });
+                }
             }
             let detached = self.slot_mut(key).map(|slot| slot.session.detach(!resume));
             if let Some(will) = detached.and_then(|detached| detached.will) {
-                self.publish_will(now, &client_id, will);
+                self.publish_will(now, &client_id, old_client.clone(), will);
             }
             if !resume {
                 // The registry keeps pointing here: the new session is on this shard too.
                 self.remove_session(key, false);
+                if let Some(old_client) = &old_client {
+                    self.record(now, EventKind::SessionTerminated, old_client, || {
+                        EventDetail::Disconnected(DisconnectReason::TakenOver)
+                    });
+                }
             }
         }
 
@@ -286,25 +384,54 @@ impl ShardEngine {
             Some(key) => (key, true),
             None => (self.insert_session(client_id.clone()), false),
         };
+        let info = connection
+            .client()
+            .unwrap_or_else(|| self.client_info_of(connect, &connection, client_id.clone()));
         let mut actions = self.spare_actions.pop().unwrap_or_default();
         let Some(slot) = self.slot_mut(key) else {
-            return self.refuse(&connection, ReasonCode::UNSPECIFIED_ERROR);
+            return self.refuse(now, &connection, ReasonCode::UNSPECIFIED_ERROR);
         };
         slot.expires_at = None;
         slot.pending_will = None;
         slot.connection = Some(Rc::clone(&connection));
-        let connack = slot
-            .session
-            .connect(now, connect, session_present, assigned, &mut actions);
+        slot.client = Some(Arc::clone(&info));
+        let attach = Attach {
+            session_present,
+            assigned_client_id: assigned,
+            info: Some(Arc::clone(&info)),
+        };
+        let connack = slot.session.connect(now, connect, attach, &mut actions);
         self.send_packet(&connection, &Packet::ConnAck(connack));
         self.counters.connections_accepted += 1;
+        if !session_present {
+            self.record(now, EventKind::SessionCreated, &info, || EventDetail::None);
+        }
+        let connack = EventDetail::Connack {
+            code: ReasonCode::SUCCESS,
+            session_present,
+        };
+        self.record(now, EventKind::ClientConnack, &info, || connack.clone());
+        self.record(now, EventKind::ClientConnected, &info, || connack);
         connection.set_connect_outcome(ConnectOutcome::Accepted(key));
         self.apply(now, key, actions);
         self.run_deferred_take(now, &client_id);
         ConnectOutcome::Accepted(key)
     }
 
-    fn refuse(&mut self, connection: &ConnectionHandle, reason: ReasonCode) -> ConnectOutcome {
+    fn refuse(
+        &mut self,
+        now: Instant,
+        connection: &ConnectionHandle,
+        reason: ReasonCode,
+    ) -> ConnectOutcome {
+        if let Some(client) = connection.client() {
+            self.record(now, EventKind::ClientConnack, &client, || {
+                EventDetail::Connack {
+                    code: reason,
+                    session_present: false,
+                }
+            });
+        }
         let connack = ConnAck {
             session_present: false,
             reason_code: reason,
@@ -331,6 +458,7 @@ impl ShardEngine {
             expires_at: None,
             pending_will: None,
             forward_to: None,
+            client: None,
         };
         let key = match self.free_slots.pop() {
             Some(key) => {
@@ -371,11 +499,54 @@ impl ShardEngine {
 
     /// A packet from the connection serving `key`.
     pub fn handle_packet(&mut self, now: Instant, key: SessionKey, packet: Packet) {
+        self.record_request(now, key, &packet);
         let mut actions = self.spare_actions.pop().unwrap_or_default();
-        if let Some(slot) = self.slot_mut(key) {
-            slot.session.handle_packet(now, packet, &mut actions);
+        let context = SessionContext {
+            hooks: &self.hooks,
+            unix_ns: self.clock.unix_ns(now),
+            report_acks: self.wanted_events.contains(EventKind::MessageAcked),
+        };
+        if let Some(slot) = self.slots.get_mut(key as usize).and_then(Option::as_mut) {
+            slot.session
+                .handle_packet(now, packet, &context, &mut actions);
         }
         self.apply(now, key, actions);
+        if !self.system_pending.is_empty() {
+            self.publish_system_messages(now);
+        }
+    }
+
+    /// `client_subscribe` and `client_unsubscribe`: a filter asked for, before any decision.
+    fn record_request(&mut self, now: Instant, key: SessionKey, packet: &Packet) {
+        let (subscribe, unsubscribe) = (EventKind::ClientSubscribe, EventKind::ClientUnsubscribe);
+        if !self.wants_event(subscribe) && !self.wants_event(unsubscribe) {
+            return;
+        }
+        let Some(client) = self.client_info(key) else {
+            return;
+        };
+        match packet {
+            Packet::Subscribe(packet) => {
+                for subscription in &packet.filters {
+                    let filter = subscription.filter.to_owned_copy();
+                    let qos = subscription.options.qos;
+                    self.record(now, subscribe, &client, || EventDetail::Subscription {
+                        filter,
+                        qos,
+                    });
+                }
+            }
+            Packet::Unsubscribe(packet) => {
+                for filter in &packet.filters {
+                    let filter = filter.to_owned_copy();
+                    self.record(now, unsubscribe, &client, || EventDetail::Subscription {
+                        filter,
+                        qos: QoS::AtMostOnce,
+                    });
+                }
+            }
+            _ => {}
+        }
     }
 
     /// When the connection serving `key` must next call [`Self::handle_timeout`].
@@ -394,6 +565,7 @@ impl ShardEngine {
             slot.session.handle_timeout(now, &mut actions);
         }
         self.apply(now, key, actions);
+        self.publish_system_messages(now);
     }
 
     /// The connection serving `key` has ended. `close` is how, when the session asked for it;
@@ -417,23 +589,36 @@ impl ShardEngine {
             return;
         }
         slot.connection = None;
-        let publish_will = close.map_or(true, |close| close.publish_will);
+        let publish_will = close.is_none_or(|close| close.publish_will);
         let detached = slot.session.detach(publish_will);
         let client_id = slot.session.client_id().clone();
+        let client = slot.client.clone();
+        let reason = events::disconnect_reason(close);
+        if let Some(client) = &client {
+            self.record(now, EventKind::ClientDisconnected, client, || {
+                EventDetail::Disconnected(reason)
+            });
+        }
         if let Some(will) = detached.will {
             let delay = will.properties.will_delay_interval.unwrap_or(0);
             let delay = Duration::from_secs(u64::from(delay)).min(detached.expiry);
             if delay.is_zero() {
-                self.publish_will(now, &client_id, will);
+                self.publish_will(now, &client_id, client.clone(), will);
             } else if let Some(slot) = self.slot_mut(key) {
                 slot.pending_will = Some((now + delay, will));
             }
         }
         if detached.expiry.is_zero() {
             self.remove_session(key, true);
+            if let Some(client) = &client {
+                self.record(now, EventKind::SessionTerminated, client, || {
+                    EventDetail::Disconnected(reason)
+                });
+            }
         } else if let Some(slot) = self.slot_mut(key) {
             slot.expires_at = now.checked_add(detached.expiry);
         }
+        self.publish_system_messages(now);
     }
 
     /// Publishes wills whose delay has passed and ends sessions whose expiry has passed. The
@@ -445,27 +630,42 @@ impl ShardEngine {
             let Some(slot) = slot else { continue };
             if slot.pending_will.as_ref().is_some_and(|(at, _)| *at <= now) {
                 if let Some((_, will)) = slot.pending_will.take() {
-                    due_wills.push((slot.session.client_id().clone(), will));
+                    due_wills.push((slot.session.client_id().clone(), slot.client.clone(), will));
                 }
             }
             if slot.expires_at.is_some_and(|at| at <= now) {
                 // A session ending with its will still delayed publishes the will now.
                 if let Some((_, will)) = slot.pending_will.take() {
-                    due_wills.push((slot.session.client_id().clone(), will));
+                    due_wills.push((slot.session.client_id().clone(), slot.client.clone(), will));
                 }
                 expired.push(index as SessionKey);
             }
         }
-        for (client_id, will) in due_wills {
-            self.publish_will(now, &client_id, will);
+        for (client_id, client, will) in due_wills {
+            self.publish_will(now, &client_id, client, will);
         }
         for key in expired {
+            let client = self.client_info(key);
             self.remove_session(key, true);
             self.counters.sessions_expired += 1;
+            if let Some(client) = &client {
+                self.record(now, EventKind::SessionTerminated, client, || {
+                    EventDetail::Disconnected(DisconnectReason::SessionExpired)
+                });
+            }
         }
+        self.events.flush();
+        self.publish_system_messages(now);
     }
 
-    fn publish_will(&mut self, now: Instant, client_id: &ClientId, will: Will) {
+    /// Publishes `client_id`'s will; `publisher` is who the client was, for the events.
+    fn publish_will(
+        &mut self,
+        now: Instant,
+        client_id: &ClientId,
+        publisher: Option<Arc<ClientInfo>>,
+        will: Will,
+    ) {
         let props = will.properties;
         let properties = PublishProperties {
             payload_format_indicator: props.payload_format_indicator,
@@ -486,6 +686,8 @@ impl ShardEngine {
             retain: will.retain,
             properties,
             origin: client_id.clone(),
+            publisher,
+            received_at_ns: self.clock.unix_ns(now),
         };
         self.counters.wills_published += 1;
         self.route(now, None, Arc::new(message));
@@ -495,13 +697,23 @@ impl ShardEngine {
     fn apply(&mut self, now: Instant, key: SessionKey, mut actions: Vec<Action>) {
         for action in actions.drain(..) {
             match action {
-                Action::Send(outgoing) => self.send_to(key, &outgoing),
+                Action::Send(outgoing) => self.send_to(now, key, &outgoing),
                 Action::Route(message) => self.route(now, Some(key), message),
                 Action::Subscribe(request) => self.subscribe(now, key, request),
                 Action::Unsubscribe(filters) => {
                     for filter in &filters {
                         let outcome = self.subscriptions.unsubscribe(key, filter);
+                        let existed = outcome.existed;
                         self.announce_unsubscribe(filter, outcome);
+                        if existed && self.wants_event(EventKind::SessionUnsubscribed) {
+                            self.record_subscription(
+                                now,
+                                key,
+                                EventKind::SessionUnsubscribed,
+                                filter,
+                                QoS::AtMostOnce,
+                            );
+                        }
                     }
                 }
                 Action::Close(close) => {
@@ -511,7 +723,30 @@ impl ShardEngine {
                         connection.request_close(close);
                     }
                 }
-                Action::Dropped(reason) => self.counters.count_drop(reason),
+                Action::Dropped(reason, message) => {
+                    self.counters.count_drop(reason);
+                    let delivery = (message.qos, None, false);
+                    let kind = EventKind::MessageDropped;
+                    self.record_for_session(now, kind, key, &message, delivery, Some(reason));
+                }
+                Action::Acked(acked) => {
+                    let delivery = (acked.qos, Some(acked.packet_id), acked.dup);
+                    let kind = EventKind::MessageAcked;
+                    self.record_for_session(now, kind, key, &acked.message, delivery, None);
+                }
+                Action::Denied { message, feedback } => {
+                    let reason = DropReason::NotAuthorized;
+                    self.counters.count_drop(reason);
+                    let delivery = (message.qos, None, false);
+                    let publisher = self.publisher_of(&message);
+                    let kind = EventKind::MessageDropped;
+                    self.record_message(now, kind, &publisher, &message, delivery, Some(reason));
+                    if let Some(feedback) = feedback {
+                        // Routed as the broker's: the publisher gets its own rejections even
+                        // when it subscribed with No Local.
+                        self.route(now, None, feedback);
+                    }
+                }
             }
         }
         // Kept for the next packet or delivery: no allocation per message once warm. Routing
@@ -521,10 +756,17 @@ impl ShardEngine {
         }
     }
 
-    fn send_to(&mut self, key: SessionKey, outgoing: &Outgoing) {
+    fn send_to(&mut self, now: Instant, key: SessionKey, outgoing: &Outgoing) {
         let Some(connection) = self.slot_mut(key).and_then(|slot| slot.connection.clone()) else {
             return;
         };
+        if let Outgoing::Publish(publish) = outgoing {
+            if self.wants_event(EventKind::MessageDelivered) {
+                let delivery = (publish.qos, publish.packet_id, publish.dup);
+                let kind = EventKind::MessageDelivered;
+                self.record_for_session(now, kind, key, &publish.message, delivery, None);
+            }
+        }
         let result = match outgoing {
             Outgoing::Packet(packet) => connection.outbound.borrow_mut().push_packet(packet),
             Outgoing::Publish(publish) => {
@@ -539,7 +781,19 @@ impl ShardEngine {
         match result {
             Ok(()) => connection.writer_wake.notify(),
             Err(crate::net::QueueError::OverBudget) => {
-                self.counters.count_drop(DropReason::QueueFull)
+                self.counters.count_drop(DropReason::QueueFull);
+                if let Outgoing::Publish(publish) = outgoing {
+                    let delivery = (publish.qos, publish.packet_id, publish.dup);
+                    let (kind, reason) = (EventKind::MessageDropped, DropReason::QueueFull);
+                    self.record_for_session(
+                        now,
+                        kind,
+                        key,
+                        &publish.message,
+                        delivery,
+                        Some(reason),
+                    );
+                }
             }
             Err(crate::net::QueueError::Encode(_)) => self.counters.encode_errors += 1,
         }
@@ -562,6 +816,18 @@ impl ShardEngine {
     /// member of every matching share group wherever it is. Keeps it if retained.
     fn route(&mut self, now: Instant, publisher: Option<SessionKey>, message: Arc<Message>) {
         self.counters.messages_received += 1;
+        if self.wants_event(EventKind::MessagePublish) {
+            let from = self.publisher_of(&message);
+            let delivery = (message.qos, None, false);
+            self.record_message(
+                now,
+                EventKind::MessagePublish,
+                &from,
+                &message,
+                delivery,
+                None,
+            );
+        }
         if message.retain {
             self.store_retained(now, &message);
         }
@@ -577,6 +843,16 @@ impl ShardEngine {
                 .match_direct(&message.topic, publisher, &mut recipients);
             direct = recipients.len();
             forwarded_to = self.forward(now, &message, publisher, &mut recipients);
+        }
+        if recipients.is_empty() && forwarded_to.is_empty() {
+            let reason = DropReason::NoSubscribers;
+            self.counters.count_drop(reason);
+            if self.wants_event(EventKind::MessageDropped) {
+                let from = self.publisher_of(&message);
+                let delivery = (message.qos, None, false);
+                let kind = EventKind::MessageDropped;
+                self.record_message(now, kind, &from, &message, delivery, Some(reason));
+            }
         }
         self.deliver_all(now, &message, &mut recipients, direct, forwarded_to);
         self.recipients = recipients;
@@ -644,7 +920,7 @@ impl ShardEngine {
         let newer = self
             .retained
             .get(&message.topic)
-            .map_or(true, |known| known.stamp < stamp);
+            .is_none_or(|known| known.stamp < stamp);
         if !newer {
             return;
         }
@@ -671,12 +947,73 @@ impl ShardEngine {
                 return;
             }
         }
+        let Some(delivery) = self.run_deliver_hooks(now, key, delivery) else {
+            return;
+        };
         let mut actions = self.spare_actions.pop().unwrap_or_default();
+        let mut offline = None;
         if let Some(slot) = self.slot_mut(key) {
+            if slot.connection.is_none() && delivery.qos != QoS::AtMostOnce {
+                offline = Some(Arc::clone(&delivery.message));
+            }
             slot.session.deliver(now, delivery, &mut actions);
+        }
+        if let Some(message) = offline {
+            let queued = !actions
+                .iter()
+                .any(|action| matches!(action, Action::Dropped(..)));
+            if queued && self.wants_event(EventKind::OfflineMessage) {
+                let delivery = (message.qos, None, false);
+                let kind = EventKind::OfflineMessage;
+                self.record_for_session(now, kind, key, &message, delivery, None);
+            }
         }
         self.counters.deliveries += 1;
         self.apply(now, key, actions);
+    }
+
+    /// Runs the `on_deliver` chain for the subscriber of `key`: the delivery as it goes out
+    /// (rewritten for this subscriber only), or `None` when a hook keeps it from them.
+    fn run_deliver_hooks(
+        &mut self,
+        now: Instant,
+        key: SessionKey,
+        mut delivery: Delivery,
+    ) -> Option<Delivery> {
+        if self.hooks.deliver.is_empty() {
+            return Some(delivery);
+        }
+        let slot = self.slots.get(key as usize)?.as_ref()?;
+        let request = DeliverRequest {
+            client_id: slot.session.client_id(),
+            username: slot.client.as_ref().and_then(|info| info.username.as_ref()),
+            topic: &delivery.message.topic,
+            payload: &delivery.message.payload,
+        };
+        match self.hooks.on_deliver(&request) {
+            Decision::Allow(None) => Some(delivery),
+            Decision::Allow(Some(changes)) => {
+                // A copy for this subscriber: every other one still shares the original.
+                let mut rewritten = Message::clone(&delivery.message);
+                if let Some(topic) = changes.topic {
+                    rewritten.topic = topic;
+                }
+                if let Some(payload) = changes.payload {
+                    rewritten.payload = payload;
+                }
+                delivery.message = Arc::new(rewritten);
+                Some(delivery)
+            }
+            Decision::Deny(_) => {
+                let reason = DropReason::NotAuthorized;
+                self.counters.count_drop(reason);
+                let message = delivery.message;
+                let kind = EventKind::MessageDropped;
+                let details = (delivery.qos, None, false);
+                self.record_for_session(now, kind, key, &message, details, Some(reason));
+                None
+            }
+        }
     }
 
     /// Adds the subscriptions. A filter new to this shard is announced to the others, and the
@@ -727,7 +1064,13 @@ impl ShardEngine {
     /// options ask for.
     fn complete_subscribe(&mut self, now: Instant, key: SessionKey, request: SubscribeRequest) {
         self.add_deferred_routes(now, key, &request);
-        self.send_to(key, &Outgoing::Packet(request.suback()));
+        self.send_to(now, key, &Outgoing::Packet(request.suback()));
+        if self.wants_event(EventKind::SessionSubscribed) {
+            for entry in &request.entries {
+                let kind = EventKind::SessionSubscribed;
+                self.record_subscription(now, key, kind, &entry.filter, entry.options.qos);
+            }
+        }
         for entry in &request.entries {
             let wanted = match entry.options.retain_handling {
                 RetainHandling::SendAtSubscribe => true,
@@ -775,6 +1118,29 @@ impl ShardEngine {
             pending.connection.request_close(close);
         }
     }
+}
+
+/// The in-broker exporter when none is configured.
+fn disabled_system_topics() -> SystemTopics {
+    match SystemTopics::new(&SystemTopicsConfig::default()) {
+        Ok(topics) => topics,
+        // The default prefix is a constant that makes valid topics (tested).
+        Err(error) => unreachable!("default system topics: {error}"),
+    }
+}
+
+/// The broker's identity as the publisher of its own messages.
+fn broker_info(node: u32, shard: usize) -> Arc<ClientInfo> {
+    Arc::new(ClientInfo {
+        node,
+        shard: u16::try_from(shard).unwrap_or(u16::MAX),
+        client_id: ClientId::new(BROKER_CLIENT_ID).unwrap_or_default(),
+        username: None,
+        address: None,
+        protocol: 5,
+        keep_alive_secs: 0,
+        clean_start: true,
+    })
 }
 
 /// Whether a subscription gets retained messages when it is made ([MQTT-3.3.1-9] to -11):

@@ -422,3 +422,6 @@ fn config_limits_refuse_long_client_ids_anonymous_clients_and_deep_topics() {
 
 #[path = "cluster_tests.rs"]
 mod cluster;
+
+#[path = "engine_hooks_tests.rs"]
+mod hooks_and_events;

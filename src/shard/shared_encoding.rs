@@ -106,6 +106,8 @@ mod tests {
             properties: PublishProperties::default(),
             expires_at: None,
             origin: ClientId::new("p").unwrap(),
+            publisher: None,
+            received_at_ns: 0,
         })
     }
 

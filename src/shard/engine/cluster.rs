@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::hooks::{DisconnectReason, EventDetail, EventKind};
 use crate::protocol::{ClientId, Connect, ReasonCode, TopicFilter};
 use crate::session::{Close, Message, Session, SubscribeRequest};
 use crate::topic::{
@@ -105,6 +106,7 @@ impl ShardEngine {
         for message in batch {
             self.handle_remote(now, from, message);
         }
+        self.publish_system_messages(now);
     }
 
     fn handle_remote(&mut self, now: Instant, from: usize, message: RemoteMessage) {
@@ -266,6 +268,7 @@ impl ShardEngine {
         }
         let mut session = None;
         if let Some(key) = self.by_client.get(&client_id).copied() {
+            let client = self.client_info(key);
             if let Some(old) = self.slot_mut(key).and_then(|slot| slot.connection.take()) {
                 old.request_close(Close {
                     reason: ReasonCode::SESSION_TAKEN_OVER,
@@ -273,21 +276,34 @@ impl ShardEngine {
                     publish_will: !resume,
                 });
                 self.counters.takeovers += 1;
+                if let Some(client) = &client {
+                    self.record(now, EventKind::ClientDisconnected, client, || {
+                        EventDetail::Disconnected(DisconnectReason::TakenOver)
+                    });
+                }
             }
             let detached = self.slot_mut(key).map(|slot| slot.session.detach(!resume));
             if let Some(will) = detached.and_then(|detached| detached.will) {
-                self.publish_will(now, &client_id, will);
+                self.publish_will(now, &client_id, client.clone(), will);
             }
             if resume {
                 session = self.leave_stub(key, from).map(Box::new);
-            } else if let Some(Slot {
-                pending_will: Some((_, will)),
-                ..
-            }) = self.remove_session(key, false)
-            {
-                // The registry already names the taking shard: no release. The session ends
-                // here, so its delayed will is due.
-                self.publish_will(now, &client_id, will);
+            } else {
+                let removed = self.remove_session(key, false);
+                if let Some(client) = &client {
+                    self.record(now, EventKind::SessionTerminated, client, || {
+                        EventDetail::Disconnected(DisconnectReason::TakenOver)
+                    });
+                }
+                if let Some(Slot {
+                    pending_will: Some((_, will)),
+                    ..
+                }) = removed
+                {
+                    // The registry already names the taking shard: no release. The session
+                    // ends here, so its delayed will is due.
+                    self.publish_will(now, &client_id, client, will);
+                }
             }
         }
         self.push_remote(now, from, RemoteMessage::Moved { token, session });

@@ -7,6 +7,7 @@
 //! - [`ring`]: the per-shard writer and the bounded lock-free ring of event batches the
 //!   exporter runtime drains; a full ring drops and counts, it never blocks the shard.
 
+pub mod builtin;
 pub mod decision;
 pub mod event;
 pub mod exporters;

@@ -143,6 +143,22 @@ impl TopicPattern {
         all_covered && filter_levels.next().is_none()
     }
 
+    /// Whether every topic `other` matches is also matched by this pattern (so a rule with
+    /// `other` listed after one with this pattern would never decide anything).
+    pub fn covers_pattern(&self, other: &TopicPattern) -> bool {
+        self.levels.len() == other.levels.len()
+            && self
+                .levels
+                .iter()
+                .zip(other.levels.iter())
+                .all(|(mine, theirs)| match (mine, theirs) {
+                    (PatternLevel::Literal(a), PatternLevel::Literal(b)) => a == b,
+                    (PatternLevel::Placeholder(_), PatternLevel::Literal(b)) => !b.is_empty(),
+                    (PatternLevel::Placeholder(_), PatternLevel::Placeholder(_)) => true,
+                    (PatternLevel::Literal(_), PatternLevel::Placeholder(_)) => false,
+                })
+    }
+
     /// The placeholder values of `topic`, as `(name, value)` pairs in pattern order, or `None`
     /// when the topic does not match. (For messages and logs: this one allocates.)
     pub fn captures<'p, 't>(&'p self, topic: &'t str) -> Option<Vec<(&'p str, &'t str)>> {
@@ -266,6 +282,16 @@ mod tests {
         assert!(meta.covers_filter(&filter("$share/workers/devices/+/meta")));
         assert!(!meta.covers_filter(&filter("$share/workers/devices/#")));
         assert!(!meta.covers_filter(&filter("$share/devices/+/meta")));
+    }
+
+    #[test]
+    fn a_pattern_covers_another_when_it_matches_all_its_topics() {
+        let any_name = pattern("devices/(:id)/meta/(:name)");
+        assert!(any_name.covers_pattern(&pattern("devices/(:id)/meta/rejected")));
+        assert!(any_name.covers_pattern(&pattern("devices/(:device)/meta/(:key)")));
+        assert!(!pattern("devices/(:id)/meta/rejected").covers_pattern(&any_name));
+        assert!(!any_name.covers_pattern(&pattern("devices/(:id)/meta")));
+        assert!(!any_name.covers_pattern(&pattern("devices/(:id)/meta/")));
     }
 
     #[test]

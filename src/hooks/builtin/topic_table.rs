@@ -4,7 +4,7 @@
 //!
 //! An ordered list of rules `pattern | publish | subscribe | schema`. The FIRST rule in table
 //! order that matches decides, so a narrower rule meant to override a broader one goes above
-//! it. The verdicts:
+//! it; [`TopicTable::shadowed_rules`] lists the rules an earlier one hides. The verdicts:
 //! - a rule that allows the action: allow (a publish whose rule has a payload schema must also
 //!   pass it, else 0x99 with feedback on `<topic>/rejected`, see [`super::payload_schema`]);
 //! - a rule that forbids it: 0x87 Not authorized, the connection stays;
@@ -14,8 +14,8 @@
 //! feedback publishes are the engine's, not a client's, and do not pass through this table.
 //!
 //! Cost: a publish looks up the rules whose first level can match (a hash of the literal
-//! first levels, built at load) and compares levels in place: no allocation unless a schema
-//! has to parse the payload.
+//! first levels, built at load) and compares levels in place: an allowed publish to a rule
+//! without a schema allocates nothing (denials format a reason; schemas parse the payload).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -140,6 +140,23 @@ impl TopicTable {
     /// What happens to topics no rule matches.
     pub fn unknown_topic(&self) -> UnknownTopicPolicy {
         self.unknown_topic
+    }
+
+    /// Rules that can never decide because an earlier rule matches every topic they match,
+    /// as `(shadowed, by)` index pairs (each shadowed rule once, with the first rule shadowing
+    /// it). Harmless when both say the same (the platform table's `devices/(:id)/meta/rejected`
+    /// under `devices/(:id)/meta/(:name)`), a mistake otherwise: worth a warning at load.
+    pub fn shadowed_rules(&self) -> Vec<(usize, usize)> {
+        (0..self.rules.len())
+            .filter_map(|later| {
+                let by = (0..later).find(|&earlier| {
+                    self.rules[earlier]
+                        .pattern
+                        .covers_pattern(&self.rules[later].pattern)
+                })?;
+                Some((later, by))
+            })
+            .collect()
     }
 
     /// The first rule whose pattern matches the topic name `topic`.
@@ -464,6 +481,25 @@ mod tests {
             Some("(:site)/status")
         );
         assert!(denial(publish(&table, "other/thing", b"")).disconnect);
+    }
+
+    #[test]
+    fn shadowed_rules_are_reported_with_the_rule_that_shadows_them() {
+        let table = platform_table(UnknownTopicPolicy::Close);
+        let index = |pattern: &str| {
+            table
+                .rules()
+                .iter()
+                .position(|rule| rule.pattern.as_str() == pattern)
+                .unwrap()
+        };
+        assert_eq!(
+            table.shadowed_rules(),
+            vec![(
+                index("devices/(:id)/meta/rejected"),
+                index("devices/(:id)/meta/(:name)")
+            )]
+        );
     }
 
     #[test]

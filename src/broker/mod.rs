@@ -6,6 +6,7 @@
 //! broker has stopped. Everything a shard does lives in [`shard_main`]; this module only starts,
 //! watches and stops.
 
+mod hook_setup;
 mod shard_main;
 mod signals;
 
@@ -54,6 +55,9 @@ pub enum BrokerError {
     /// The shards did not all bind in time.
     #[error("the shards did not bind their listeners within {0:?}")]
     BindTimeout(Duration),
+    /// A built-in hook's file (password, token, schema) or topic table cannot be used.
+    #[error("hooks: {0}")]
+    Hooks(#[from] crate::hooks::builtin::BuiltinError),
 }
 
 /// What a shard reports to `main`'s thread while starting.
@@ -73,6 +77,8 @@ struct ShardShared {
     running: Arc<AtomicUsize>,
     status: mpsc::Sender<ShardStatus>,
     mesh: Arc<std::sync::Mutex<Vec<Option<MeshEndpoints>>>>,
+    hooks: Arc<hook_setup::HookSources>,
+    events: hook_setup::EventPlumbing,
 }
 
 impl ShardShared {
@@ -100,8 +106,19 @@ pub fn run(config: Config) -> Result<(), BrokerError> {
     for listener in &config.listeners {
         probe_bind(listener)?;
     }
+    let hooks = Arc::new(hook_setup::HookSources::load(&config)?);
     block_shutdown_signals().map_err(BrokerError::Signals)?;
     let shard_count = cpus.len();
+    let events = hook_setup::EventPlumbing {
+        rings: (0..shard_count)
+            .map(|_| {
+                Arc::new(crate::hooks::EventRing::new(
+                    config.events.ring_batches.get(),
+                ))
+            })
+            .collect(),
+        wanted: crate::hooks::EventKinds::NONE,
+    };
     let (status_tx, status_rx) = mpsc::channel();
     let capacity = config.tuning.cross_shard_queue_capacity.get();
     let shared = ShardShared {
@@ -115,6 +132,8 @@ pub fn run(config: Config) -> Result<(), BrokerError> {
                 .map(Some)
                 .collect(),
         )),
+        hooks,
+        events,
     };
     let tuning = shared.config.tuning.clone();
     let handles = {

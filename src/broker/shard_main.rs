@@ -33,7 +33,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
 pub(super) async fn run_shard(shard: ShardId, shared: ShardShared) {
     let _running = RunningGuard(Arc::clone(&shared.running));
     let config = Arc::clone(&shared.config);
-    let engine = Rc::new(RefCell::new(new_engine(shard, &config, shared.mesh_len())));
+    let engine = Rc::new(RefCell::new(new_engine(shard, &shared, shared.mesh_len())));
     let endpoints = shared.take_mesh(shard);
     let _mesh = match endpoints {
         Some(endpoints) => Some(start_mesh(endpoints, Rc::clone(&engine)).await),
@@ -84,6 +84,10 @@ pub(super) async fn run_shard(shard: ShardId, shared: ShardShared) {
         .collect();
     let _ = shared.status.send(ShardStatus::Listening);
 
+    let flusher = (!engine.borrow().wanted_events().is_empty()).then(|| {
+        let interval = config.events.flush_interval;
+        glommio::spawn_local(flush_events(Rc::clone(&engine), interval))
+    });
     let mut next_tick = Instant::now() + TICK_INTERVAL;
     while !shared.shutdown.load(Ordering::SeqCst) {
         glommio::timer::sleep(STOP_POLL).await;
@@ -99,8 +103,20 @@ pub(super) async fn run_shard(shard: ShardId, shared: ShardShared) {
     while live.get() > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
+    drop(flusher);
+    // The disconnects of the shutdown are events too.
+    engine.borrow_mut().flush_events();
     let counters = engine.borrow().counters().clone();
     tracing::debug!(%shard, ?counters, "shard stopped");
+}
+
+/// Hands the shard's partial event batch to the exporters every `interval`, so events of a
+/// quiet shard wait at most that long (a full batch goes at once).
+async fn flush_events(engine: Rc<RefCell<ShardEngine>>, interval: Duration) {
+    loop {
+        glommio::timer::sleep(interval).await;
+        engine.borrow_mut().flush_events();
+    }
 }
 
 /// Counts the shard as running until its future ends, however it ends.
@@ -112,7 +128,8 @@ impl Drop for RunningGuard {
     }
 }
 
-fn new_engine(shard: ShardId, config: &Config, shards: usize) -> ShardEngine {
+fn new_engine(shard: ShardId, shared: &ShardShared, shards: usize) -> ShardEngine {
+    let config = &shared.config;
     let limits = Arc::new(BrokerLimits::from(&config.mqtt));
     let strategy = match config.mqtt.shared_subscription_strategy {
         SharedSubscriptionStrategy::RoundRobin => ShareStrategy::RoundRobin,
@@ -120,6 +137,7 @@ fn new_engine(shard: ShardId, config: &Config, shards: usize) -> ShardEngine {
             seed: random_seed(shard),
         },
     };
+    let (sink, system_topics) = shared.events.sink_for(shard.index(), config);
     ShardEngine::new(
         shard.index(),
         limits,
@@ -127,6 +145,9 @@ fn new_engine(shard: ShardId, config: &Config, shards: usize) -> ShardEngine {
         strategy,
     )
     .with_mesh(shards, config.tuning.cross_shard_queue_capacity.get())
+    .with_node(config.events.node)
+    .with_hooks(Rc::new(shared.hooks.chains()))
+    .with_events(sink, system_topics)
 }
 
 /// A seed that differs per shard and per run: the clock, mixed with the shard index.

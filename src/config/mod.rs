@@ -13,6 +13,7 @@
 //! commented file with every default. Both come from `reference` and the schema's defaults.
 
 mod error;
+mod hooks;
 mod reference;
 mod schema;
 mod template;
@@ -45,6 +46,40 @@ pub struct Config {
     pub tuning: TuningConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The built-in decision hooks.
+    pub hooks: HooksConfig,
+    /// Event rings and the exporter runtime.
+    pub events: EventsConfig,
+    /// The in-broker exporter (`SYSTEM/...` topics).
+    pub system_topics: crate::shard::SystemTopicsConfig,
+}
+
+/// `[hooks]`: the built-in decision hooks, each off unless configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HooksConfig {
+    /// The topic table (`[[hooks.topics]]`); empty means no table (every topic allowed).
+    pub topics: Vec<crate::hooks::builtin::TopicRuleConfig>,
+    /// What a topic outside the table gets.
+    pub unknown_topic: crate::hooks::builtin::UnknownTopicPolicy,
+    /// Password and token files; `None` when neither is set (no credential check).
+    pub credentials: Option<crate::hooks::builtin::CredentialsConfig>,
+}
+
+/// `[events]`: the per-shard event rings and the exporter runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// Node id in every event (`node`, `from_node`).
+    pub node: u32,
+    /// Instance name in the stream exporters' events (`instance`).
+    pub instance: String,
+    /// Batches each shard's ring holds before events are dropped (and counted).
+    pub ring_batches: NonZeroUsize,
+    /// Events a shard gathers before handing a batch to its ring.
+    pub batch_events: NonZeroUsize,
+    /// Longest a quiet shard keeps a partial batch.
+    pub flush_interval: Duration,
+    /// Threads of the exporter runtime.
+    pub worker_threads: NonZeroUsize,
 }
 
 /// One `[[listeners]]` entry.
@@ -216,7 +251,34 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml_str(&text, overrides)
+        let mut config = Self::from_toml_str(&text, overrides)?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths(dir);
+        }
+        Ok(config)
+    }
+
+    /// Makes the relative file names in the config (schemas, password and token files,
+    /// exporter files) relative to `dir`, the config file's directory, as an operator reads
+    /// them.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let resolve = |path: &mut std::path::PathBuf| {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        };
+        for rule in &mut self.hooks.topics {
+            if let Some(schema) = &mut rule.schema_file {
+                resolve(schema);
+            }
+        }
+        if let Some(credentials) = &mut self.hooks.credentials {
+            for file in [&mut credentials.password_file, &mut credentials.token_file] {
+                if let Some(file) = file {
+                    resolve(file);
+                }
+            }
+        }
     }
 }
 

@@ -68,6 +68,29 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         header: "[log]",
         doc: "Logging. Log lines go to standard error.",
     },
+    SectionDoc {
+        name: "hooks",
+        header: "[hooks]",
+        doc: "The built-in decision hooks: a password and token file checked on CONNECT, and a \
+              topic table saying which topics may be published and subscribed to, with JSON \
+              Schemas for payloads. Each is off until configured. docs/hooks.md explains \
+              them, and how to write a hook of your own.",
+    },
+    SectionDoc {
+        name: "events",
+        header: "[events]",
+        doc: "Events (connects, subscriptions, messages, acks, drops...) recorded by each shard \
+              into its own bounded ring and carried off the shards by the exporter runtime to \
+              the [[exporters]] below (docs/exporters.md). An event kind no exporter wants \
+              costs nothing.",
+    },
+    SectionDoc {
+        name: "system_topics",
+        header: "[system_topics]",
+        doc: "The in-broker exporter: events published as MQTT messages on SYSTEM/ topics \
+              (presence/connected, presence/disconnected, subscription/subscribed, \
+              subscription/unsubscribed, message, msgack) by the shard that saw them.",
+    },
 ];
 
 /// Every key, in file order within its section.
@@ -387,5 +410,102 @@ pub(crate) const KEYS: &[KeyDoc] = &[
                   \"starling=debug,info\"",
         doc: "Which events are logged. The RUST_LOG environment variable, when set, replaces \
               it.",
+    },
+    KeyDoc {
+        path: "hooks.password_file",
+        kind: "string, file path",
+        allowed: "a file of `username:hash` lines (argon2 or bcrypt hashes; `starling passwd` \
+                  makes them), relative to this file's directory; \"\" for none",
+        doc: "Clients must give a user name and password from this file, or are refused with \
+              Bad user name or password. A client without a user name is left to the other \
+              rules (mqtt.allow_anonymous).",
+    },
+    KeyDoc {
+        path: "hooks.token_file",
+        kind: "string, file path",
+        allowed: "a file of `<hash> <identity>` lines (argon2, bcrypt or sha256:<hex> of the \
+                  token), relative to this file's directory; \"\" for none",
+        doc: "Token login: a client connecting with user name hooks.token_username and a token \
+              as its password is accepted as the token's identity.",
+    },
+    KeyDoc {
+        path: "hooks.token_username",
+        kind: "string",
+        allowed: "a non-empty user name",
+        doc: "The user name that marks a token login.",
+    },
+    KeyDoc {
+        path: "hooks.unknown_topic",
+        kind: "string",
+        allowed: "\"close\" or \"deny\"",
+        doc: "With a topic table, what a publish or subscribe to a topic outside it gets: close \
+              drops the connection (as the table's document says), deny refuses only that \
+              publish or filter (Not authorized).",
+    },
+    KeyDoc {
+        path: "hooks.topics",
+        kind: "array of tables",
+        allowed: "[[hooks.topics]] tables with pattern (\"devices/(:id)/meta\": (:name) \
+                  matches one level), publish and subscribe (booleans, default false) and \
+                  schema_file (a JSON Schema for payloads, optional)",
+        doc: "The topic table. The first row whose pattern matches decides; a publish failing \
+              its row's schema is not delivered and a message saying why goes to \
+              <topic>/rejected. Empty: no table.",
+    },
+    KeyDoc {
+        path: "events.node",
+        kind: "integer",
+        allowed: "0 to 4294967295",
+        doc: "This broker's node id, in every event (node, from_node).",
+    },
+    KeyDoc {
+        path: "events.instance",
+        kind: "string",
+        allowed: "any string",
+        doc: "This broker's instance name, in the stream exporters' events (instance).",
+    },
+    KeyDoc {
+        path: "events.ring_batches",
+        kind: "integer, batches",
+        allowed: "1 to 1048576",
+        doc: "Batches each shard's event ring holds for the exporter runtime. When it is full \
+              the shard drops the batch and counts the drop per event kind; it never waits.",
+    },
+    KeyDoc {
+        path: "events.batch_events",
+        kind: "integer, events",
+        allowed: "1 to 65536",
+        doc: "Events a shard gathers before handing a batch to its ring.",
+    },
+    KeyDoc {
+        path: "events.flush_interval_ms",
+        kind: "integer, milliseconds",
+        allowed: "1 to 60000",
+        doc: "Longest a shard keeps a partial batch: the delay of events on a quiet broker.",
+    },
+    KeyDoc {
+        path: "events.worker_threads",
+        kind: "integer, threads",
+        allowed: "1 to 64",
+        doc: "Threads of the exporter runtime (the web-hook document's worker_threads). They \
+              are not pinned: leave a CPU outside tuning.cpus for them on a busy broker.",
+    },
+    KeyDoc {
+        path: "system_topics.enabled",
+        kind: "boolean",
+        allowed: "true or false",
+        doc: "Whether the broker publishes the system topics.",
+    },
+    KeyDoc {
+        path: "system_topics.prefix",
+        kind: "string",
+        allowed: "a prefix that makes valid topic names (no + # or NUL); may be empty",
+        doc: "Put before every system topic: SYSTEM/presence/connected by default.",
+    },
+    KeyDoc {
+        path: "system_topics.qos",
+        kind: "integer",
+        allowed: "0, 1 or 2",
+        doc: "QoS the system messages are published with.",
     },
 ];

@@ -21,6 +21,9 @@ pub(crate) struct RawConfig {
     pub mqtt: RawMqtt,
     pub tuning: RawTuning,
     pub log: RawLog,
+    pub hooks: RawHooks,
+    pub events: RawEvents,
+    pub system_topics: RawSystemTopics,
 }
 
 impl Default for RawConfig {
@@ -33,6 +36,9 @@ impl Default for RawConfig {
             mqtt: RawMqtt::default(),
             tuning: RawTuning::default(),
             log: RawLog::default(),
+            hooks: RawHooks::default(),
+            events: RawEvents::default(),
+            system_topics: RawSystemTopics::default(),
         }
     }
 }
@@ -153,6 +159,86 @@ impl Default for RawTuning {
             // glommio's default is 100 ms; see `docs/configuration.md` for why 2 ms.
             preempt_timer_us: 2_000,
             raise_memlock: true,
+        }
+    }
+}
+
+/// `[hooks]`: the built-in decision hooks.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawHooks {
+    pub password_file: String,
+    pub token_file: String,
+    pub token_username: String,
+    pub unknown_topic: String,
+    pub topics: Vec<RawTopicRule>,
+}
+
+impl Default for RawHooks {
+    fn default() -> Self {
+        Self {
+            password_file: String::new(),
+            token_file: String::new(),
+            token_username: "authorization".to_owned(),
+            unknown_topic: "close".to_owned(),
+            topics: Vec::new(),
+        }
+    }
+}
+
+/// One `[[hooks.topics]]` row of the topic table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTopicRule {
+    pub pattern: String,
+    #[serde(default)]
+    pub publish: bool,
+    #[serde(default)]
+    pub subscribe: bool,
+    #[serde(default)]
+    pub schema_file: String,
+}
+
+/// `[events]`: the per-shard event rings and the exporter runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawEvents {
+    pub node: i64,
+    pub instance: String,
+    pub ring_batches: i64,
+    pub batch_events: i64,
+    pub flush_interval_ms: i64,
+    pub worker_threads: i64,
+}
+
+impl Default for RawEvents {
+    fn default() -> Self {
+        Self {
+            node: 1,
+            instance: String::new(),
+            ring_batches: 1024,
+            batch_events: 256,
+            flush_interval_ms: 10,
+            worker_threads: 1,
+        }
+    }
+}
+
+/// `[system_topics]`: the in-broker exporter.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawSystemTopics {
+    pub enabled: bool,
+    pub prefix: String,
+    pub qos: i64,
+}
+
+impl Default for RawSystemTopics {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            prefix: "SYSTEM/".to_owned(),
+            qos: 0,
         }
     }
 }

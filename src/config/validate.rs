@@ -41,6 +41,9 @@ pub(crate) fn config(raw: &RawConfig) -> Result<Config, ConfigError> {
         mqtt: mqtt(&raw.mqtt)?,
         tuning: tuning(&raw.tuning)?,
         log: log(&raw.log)?,
+        hooks: super::hooks::hooks(&raw.hooks)?,
+        events: super::hooks::events(&raw.events)?,
+        system_topics: super::hooks::system_topics(&raw.system_topics)?,
     })
 }
 
@@ -53,7 +56,12 @@ pub(crate) fn defaults() -> Config {
 }
 
 /// `value` as a `T` if it is within `min..=max`.
-fn ranged<T: TryFrom<i64>>(key: &str, value: i64, min: i64, max: i64) -> Result<T, ConfigError> {
+pub(super) fn ranged<T: TryFrom<i64>>(
+    key: &str,
+    value: i64,
+    min: i64,
+    max: i64,
+) -> Result<T, ConfigError> {
     let out_of_range =
         || ConfigError::invalid(key, format!("must be between {min} and {max}, got {value}"));
     if !(min..=max).contains(&value) {
@@ -81,7 +89,11 @@ fn zero_is_none(key: &str, value: i64, max: i64) -> Result<Option<NonZeroUsize>,
     Ok(NonZeroUsize::new(plain))
 }
 
-fn one_of<T: Copy>(key: &str, value: &str, allowed: &[(&str, T)]) -> Result<T, ConfigError> {
+pub(super) fn one_of<T: Copy>(
+    key: &str,
+    value: &str,
+    allowed: &[(&str, T)],
+) -> Result<T, ConfigError> {
     allowed
         .iter()
         .find(|(name, _)| *name == value)

@@ -38,7 +38,7 @@ use super::connection_handle::ConnectionHandle;
 use super::counters::ShardCounters;
 use super::notify::LocalNotify;
 use super::remote::{RemoteBatch, RemoteMessage, RetainStamp};
-use super::system_topics::{SystemTopics, SystemTopicsConfig, BROKER_CLIENT_ID};
+use super::system_topics::{SystemTopics, BROKER_CLIENT_ID};
 
 mod cluster;
 mod events;
@@ -188,7 +188,7 @@ impl ShardEngine {
             hooks: Rc::default(),
             events: EventSink::disabled(),
             wanted_events: EventKinds::NONE,
-            system_topics: disabled_system_topics(),
+            system_topics: SystemTopics::disabled(),
             system_pending: Vec::new(),
             clock: WallClock::start(),
             node: 0,
@@ -1117,15 +1117,6 @@ impl ShardEngine {
         for pending in self.cluster.pending_connects.values() {
             pending.connection.request_close(close);
         }
-    }
-}
-
-/// The in-broker exporter when none is configured.
-fn disabled_system_topics() -> SystemTopics {
-    match SystemTopics::new(&SystemTopicsConfig::default()) {
-        Ok(topics) => topics,
-        // The default prefix is a constant that makes valid topics (tested).
-        Err(error) => unreachable!("default system topics: {error}"),
     }
 }
 

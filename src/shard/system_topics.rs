@@ -118,6 +118,15 @@ impl SystemTopics {
         })
     }
 
+    /// The exporter switched off.
+    pub fn disabled() -> Self {
+        match Self::new(&SystemTopicsConfig::default()) {
+            Ok(topics) => topics,
+            // The default prefix is a constant that makes valid topics (a test builds it).
+            Err(error) => unreachable!("the default system topics: {error}"),
+        }
+    }
+
     /// The kinds this exporter turns into messages.
     pub fn wanted(&self) -> EventKinds {
         self.wanted

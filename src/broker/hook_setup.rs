@@ -1,0 +1,99 @@
+//! What the shards share of the hooks and events, made once at start-up: the loaded built-in
+//! hooks (each shard builds its own chains from them), and one event ring per shard.
+//!
+//! Loading happens before any shard starts, so a bad password file or schema stops the broker
+//! with the file and line, instead of failing on the first CONNECT.
+
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::hooks::builtin::{BuiltinError, Credentials, TopicTable};
+use crate::hooks::{DecisionHooks, EventKinds, EventRing, EventSink};
+use crate::shard::SystemTopics;
+
+/// The built-in hooks as loaded; [`HookSources::chains`] gives each shard its own.
+#[derive(Debug, Default)]
+pub(super) struct HookSources {
+    credentials: Option<Mutex<Credentials>>,
+    topic_table: Option<TopicTable>,
+}
+
+impl HookSources {
+    /// Reads the files the `[hooks]` section names.
+    pub fn load(config: &Config) -> Result<Self, BuiltinError> {
+        let hooks = &config.hooks;
+        let credentials = match &hooks.credentials {
+            Some(files) => Some(Mutex::new(Credentials::load(files)?)),
+            None => None,
+        };
+        let topic_table = if hooks.topics.is_empty() {
+            None
+        } else {
+            // Paths were made absolute (or left relative to the working directory) by the
+            // config loader.
+            let table = TopicTable::from_config(
+                &hooks.topics,
+                hooks.unknown_topic,
+                std::path::Path::new(""),
+            )?;
+            for (shadowed, by) in table.shadowed_rules() {
+                tracing::warn!(
+                    rule = shadowed,
+                    by,
+                    "hooks.topics[{shadowed}] is never consulted: hooks.topics[{by}] matches \
+                     every topic it does and comes first"
+                );
+            }
+            Some(table)
+        };
+        Ok(Self {
+            credentials,
+            topic_table,
+        })
+    }
+
+    /// One shard's hook chains. Each shard gets its own copies: hooks run on the shard
+    /// without locks, and the credential cache is per shard.
+    pub fn chains(&self) -> DecisionHooks {
+        let mut hooks = DecisionHooks::default();
+        if let Some(credentials) = &self.credentials {
+            let credentials = match credentials.lock() {
+                Ok(credentials) => credentials.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
+            hooks.register.push(Box::new(credentials));
+        }
+        if let Some(table) = &self.topic_table {
+            hooks.publish.push(Box::new(table.clone()));
+            hooks.subscribe.push(Box::new(table.clone()));
+        }
+        hooks
+    }
+}
+
+/// The event rings, one per shard, and what the exporters want recorded.
+#[derive(Debug, Clone)]
+pub(super) struct EventPlumbing {
+    pub rings: Vec<Arc<EventRing>>,
+    pub wanted: EventKinds,
+}
+
+impl EventPlumbing {
+    /// One shard's sink (disabled when nothing is wanted) and system-topics exporter.
+    pub fn sink_for(&self, shard: usize, config: &Config) -> (EventSink, SystemTopics) {
+        let sink = match self.rings.get(shard) {
+            Some(ring) if !self.wanted.is_empty() => EventSink::new(
+                self.wanted,
+                Arc::clone(ring),
+                config.events.batch_events.get(),
+            ),
+            _ => EventSink::disabled(),
+        };
+        let system = SystemTopics::new(&config.system_topics).unwrap_or_else(|error| {
+            // Validation checked the prefix; should it still fail, run without.
+            tracing::error!(%error, "system topics disabled");
+            SystemTopics::disabled()
+        });
+        (sink, system)
+    }
+}

@@ -30,7 +30,7 @@ pub(super) fn hooks(raw: &RawHooks) -> Result<HooksConfig, ConfigError> {
     for (index, rule) in raw.topics.iter().enumerate() {
         if rule.pattern.is_empty() {
             return Err(ConfigError::invalid(
-                &format!("hooks.topics[{index}].pattern"),
+                format!("hooks.topics[{index}].pattern"),
                 "a topic pattern such as \"devices/(:id)/meta\" is required".to_owned(),
             ));
         }

@@ -273,11 +273,8 @@ impl Config {
             }
         }
         if let Some(credentials) = &mut self.hooks.credentials {
-            for file in [&mut credentials.password_file, &mut credentials.token_file] {
-                if let Some(file) = file {
-                    resolve(file);
-                }
-            }
+            let files = [&mut credentials.password_file, &mut credentials.token_file];
+            files.into_iter().flatten().for_each(resolve);
         }
     }
 }

@@ -6,6 +6,23 @@
 //! overflow policy and counters), batch size and retry with backoff, and hands batches to its
 //! [`Sink`]: one implementation per destination, one file per sink.
 
+pub mod counters;
+pub mod jsonl;
+pub mod queue;
+pub mod render_webhook;
+pub mod retry;
+pub mod rules;
+pub mod runtime;
+pub mod webhook;
+
+pub use counters::{CountersSnapshot, ExporterCounters};
+pub use jsonl::{JsonLinesConfig, JsonLinesSink};
+pub use queue::{BoundedQueue, Overflow, PushOutcome};
+pub use retry::{Backoff, RetryPolicy};
+pub use rules::{RuleConfig, RuleError, RuleSet};
+pub use runtime::{ExporterRuntime, ExporterSettings, RuntimeOptions};
+pub use webhook::{WebhookConfig, WebhookSink};
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine, and nothing when it is already
-# there: the mosquitto broker and clients (interop and load-test harness tests) and paho-mqtt,
-# the Python client of tests/interop_paho.rs. Safe to re-run.
+# there: the mosquitto broker and clients (interop and load-test harness tests), paho-mqtt,
+# the Python client of tests/interop_paho.rs, and the servers of the exporter sinks' tests
+# (tests/exporter_sinks.rs): redis-server, nats-server (JetStream) and tansu, a Kafka-protocol
+# broker built with cargo install. Safe to re-run.
 set -euo pipefail
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+# Redis Streams and NATS JetStream (bookworm: redis 7.0, nats-server 2.9 with -js).
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+
+# tansu: a Kafka-protocol broker in one binary with in-memory storage, from crates.io (no JVM,
+# no Debian package of Kafka). Building it takes a while, so only when that exact version is
+# not installed; it lands in cargo's bin directory (~/.cargo/bin), where the tests look.
+TANSU_VERSION=0.6.0
+tansu_ok() { cargo install --list 2>/dev/null | grep -q "^tansu v$TANSU_VERSION:"; }
 
 # paho-mqtt 2.x (its CallbackAPIVersion is what tests/paho/agent.py uses), installed with pip.
 PAHO_VERSION=2.1.0
@@ -44,6 +55,17 @@ if $need_paho; then
   paho_ok || { echo "install-test-deps: paho-mqtt still cannot be imported by python3" >&2; exit 1; }
 fi
 
-# The Debian package starts a system-wide mosquitto on port 1883 where an init system runs;
-# tests start their own on free ports and never use it, so it is left alone.
-echo "install-test-deps: ok (mosquitto $(/usr/sbin/mosquitto -h 2>/dev/null | head -n1 | awk '{print $3}'), paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)'))" >&2
+if ! tansu_ok; then
+  echo "install-test-deps: building tansu $TANSU_VERSION with cargo install (several minutes)" >&2
+  # --locked: the versions tansu was released with, not whatever is newest today. Its own
+  # target directory, so a CARGO_TARGET_DIR set for the project is not filled with it.
+  tansu_target=$(mktemp -d)
+  CARGO_TARGET_DIR="$tansu_target" cargo install --quiet --locked --version "$TANSU_VERSION" tansu
+  rm -rf "$tansu_target"
+  tansu_ok || { echo "install-test-deps: tansu $TANSU_VERSION is still not installed" >&2; exit 1; }
+fi
+
+# The Debian packages start a system-wide mosquitto (port 1883), redis (6379) and nats (4222)
+# where an init system runs; tests start their own on free ports and never use those, so they
+# are left alone.
+echo "install-test-deps: ok (mosquitto $(/usr/sbin/mosquitto -h 2>/dev/null | head -n1 | awk '{print $3}'), paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)'), redis $(redis-server --version | awk '{print $3}' | sed 's/^v=//'), nats-server $(/usr/sbin/nats-server --version 2>/dev/null | awk '{print $2}'), tansu $TANSU_VERSION)" >&2

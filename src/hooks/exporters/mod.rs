@@ -29,6 +29,11 @@ use std::sync::Arc;
 
 use super::event::Event;
 
+pub mod kafka;
+pub mod nats;
+pub mod redis;
+pub mod render_supermq;
+
 /// One event as an exporter sends it: the shared event and what the matching rule adds.
 #[derive(Debug, Clone)]
 pub struct ExportItem {

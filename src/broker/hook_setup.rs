@@ -6,8 +6,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::config::Config;
+use crate::config::{Config, SinkConfig};
 use crate::hooks::builtin::{BuiltinError, Credentials, TopicTable};
+use crate::hooks::exporters::{
+    ExporterCounters, ExporterRuntime, ExporterSettings, JsonLinesSink, KafkaSink,
+    NatsJetStreamSink, RedisStreamsSink, RuleSet, Sink, WebhookSink,
+};
 use crate::hooks::{DecisionHooks, EventKinds, EventRing, EventSink};
 use crate::shard::SystemTopics;
 
@@ -68,6 +72,79 @@ impl HookSources {
             hooks.subscribe.push(Box::new(table.clone()));
         }
         hooks
+    }
+}
+
+/// Starts the exporter runtime with every configured exporter, draining `rings`; `None` when
+/// no exporter is configured.
+pub(super) fn start_exporters(
+    config: &Config,
+    rings: &[Arc<EventRing>],
+) -> Result<Option<ExporterRuntime>, ExporterSetupError> {
+    if config.exporters.is_empty() {
+        return Ok(None);
+    }
+    let mut exporters = Vec::with_capacity(config.exporters.len());
+    for exporter in &config.exporters {
+        let failed = |problem: String| ExporterSetupError {
+            name: exporter.name.clone(),
+            problem,
+        };
+        let sink: Box<dyn Sink> = match &exporter.sink {
+            SinkConfig::Webhook(webhook) => {
+                Box::new(WebhookSink::new(webhook.clone()).map_err(failed)?)
+            }
+            SinkConfig::Redis(redis) => Box::new(
+                RedisStreamsSink::new(redis.clone()).map_err(|error| failed(error.to_string()))?,
+            ),
+            SinkConfig::Nats(nats) => Box::new(NatsJetStreamSink::new(nats.clone())),
+            SinkConfig::Kafka(kafka) => Box::new(KafkaSink::new(kafka.clone())),
+            SinkConfig::JsonLines(jsonl) => Box::new(
+                JsonLinesSink::open(jsonl)
+                    .map_err(|error| failed(format!("{}: {error}", jsonl.path.display())))?,
+            ),
+        };
+        let rules = if exporter.rules.is_empty() {
+            RuleSet::all()
+        } else {
+            RuleSet::new(&exporter.rules).map_err(|error| failed(error.to_string()))?
+        };
+        let settings = ExporterSettings {
+            name: exporter.name.clone(),
+            queue_capacity: exporter.queue_capacity,
+            batch_events: exporter.batch_events,
+            overflow: exporter.overflow,
+            retry: exporter.retry,
+            rules,
+            flush_interval: exporter.flush_interval,
+        };
+        exporters.push((settings, sink));
+    }
+    let runtime = ExporterRuntime::start(
+        rings.to_vec(),
+        exporters,
+        config.events.worker_threads.get(),
+    )
+    .map_err(|error| ExporterSetupError {
+        name: "runtime".to_owned(),
+        problem: format!("cannot start the exporter thread: {error}"),
+    })?;
+    Ok(Some(runtime))
+}
+
+/// An exporter that cannot start.
+#[derive(Debug, thiserror::Error)]
+#[error("exporter {name}: {problem}")]
+pub struct ExporterSetupError {
+    name: String,
+    problem: String,
+}
+
+/// Logs every exporter's counters (at shutdown).
+pub(super) fn log_exporter_counters(counters: &[(String, Arc<ExporterCounters>)]) {
+    for (name, counters) in counters {
+        let counters = counters.snapshot();
+        tracing::info!(exporter = name, ?counters, "exporter counters");
     }
 }
 

@@ -58,6 +58,9 @@ pub enum BrokerError {
     /// A built-in hook's file (password, token, schema) or topic table cannot be used.
     #[error("hooks: {0}")]
     Hooks(#[from] crate::hooks::builtin::BuiltinError),
+    /// An exporter cannot start.
+    #[error(transparent)]
+    Exporter(#[from] hook_setup::ExporterSetupError),
 }
 
 /// What a shard reports to `main`'s thread while starting.
@@ -109,15 +112,16 @@ pub fn run(config: Config) -> Result<(), BrokerError> {
     let hooks = Arc::new(hook_setup::HookSources::load(&config)?);
     block_shutdown_signals().map_err(BrokerError::Signals)?;
     let shard_count = cpus.len();
+    let ring_batches = config.events.ring_batches.get();
+    let rings: Vec<_> = (0..shard_count)
+        .map(|_| Arc::new(crate::hooks::EventRing::new(ring_batches)))
+        .collect();
+    let exporters = hook_setup::start_exporters(&config, &rings)?;
     let events = hook_setup::EventPlumbing {
-        rings: (0..shard_count)
-            .map(|_| {
-                Arc::new(crate::hooks::EventRing::new(
-                    config.events.ring_batches.get(),
-                ))
-            })
-            .collect(),
-        wanted: crate::hooks::EventKinds::NONE,
+        wanted: exporters
+            .as_ref()
+            .map_or(crate::hooks::EventKinds::NONE, |runtime| runtime.wanted()),
+        rings,
     };
     let (status_tx, status_rx) = mpsc::channel();
     let capacity = config.tuning.cross_shard_queue_capacity.get();
@@ -170,6 +174,12 @@ pub fn run(config: Config) -> Result<(), BrokerError> {
     shutdown.store(true, Ordering::SeqCst);
     let started_join = Instant::now();
     handles.join()?;
+    if let Some(exporters) = exporters {
+        // After the shards: their last events (the shutdown's disconnects) are in the rings.
+        let counters = exporters.counters();
+        exporters.shutdown();
+        hook_setup::log_exporter_counters(&counters);
+    }
     tracing::info!(took = ?started_join.elapsed(), "broker stopped");
     failure.map_or(Ok(()), Err)
 }

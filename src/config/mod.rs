@@ -13,6 +13,7 @@
 //! commented file with every default. Both come from `reference` and the schema's defaults.
 
 mod error;
+mod exporters;
 mod hooks;
 mod reference;
 mod schema;
@@ -29,13 +30,14 @@ use std::time::Duration;
 use crate::protocol::QoS;
 
 pub use error::{ConfigError, Location};
+pub use exporters::{ExporterConfig, SinkConfig};
 pub use template::{default_config_toml, reference_markdown};
 pub use tuning::{
     available_cpus, required_locked_memory_bytes, CpuId, GLOMMIO_MIN_MEMLOCK_BYTES, MAX_SHARDS,
 };
 
 /// The whole validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where clients connect; never empty. Each listener is bound once per shard with
     /// SO_REUSEPORT.
@@ -52,6 +54,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// The in-broker exporter (`SYSTEM/...` topics).
     pub system_topics: crate::shard::SystemTopicsConfig,
+    /// Where events are exported (`[[exporters]]`).
+    pub exporters: Vec<ExporterConfig>,
 }
 
 /// `[hooks]`: the built-in decision hooks, each off unless configured.
@@ -275,6 +279,13 @@ impl Config {
         if let Some(credentials) = &mut self.hooks.credentials {
             let files = [&mut credentials.password_file, &mut credentials.token_file];
             files.into_iter().flatten().for_each(resolve);
+        }
+        for exporter in &mut self.exporters {
+            if let SinkConfig::JsonLines(jsonl) = &mut exporter.sink {
+                if jsonl.path.as_os_str() != "-" {
+                    resolve(&mut jsonl.path);
+                }
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 const MIB: i64 = 1024 * 1024;
 
 /// The whole file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawConfig {
     pub listeners: Vec<RawListener>,
@@ -24,6 +24,8 @@ pub(crate) struct RawConfig {
     pub hooks: RawHooks,
     pub events: RawEvents,
     pub system_topics: RawSystemTopics,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exporters: Vec<RawExporter>,
 }
 
 impl Default for RawConfig {
@@ -39,6 +41,7 @@ impl Default for RawConfig {
             hooks: RawHooks::default(),
             events: RawEvents::default(),
             system_topics: RawSystemTopics::default(),
+            exporters: Vec::new(),
         }
     }
 }
@@ -241,6 +244,60 @@ impl Default for RawSystemTopics {
             qos: 0,
         }
     }
+}
+
+/// One `[[exporters]]` table. Keys of one sink type are `Option`s so that validation can say
+/// "`maxlen` is a key of redis exporters" instead of ignoring it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExporter {
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub queue_capacity: Option<i64>,
+    pub batch_events: Option<i64>,
+    pub flush_interval: Option<String>,
+    pub overflow: Option<String>,
+    pub retry_initial_interval: Option<String>,
+    pub retry_multiplier: Option<f64>,
+    pub retry_max_elapsed_time: Option<String>,
+    #[serde(default)]
+    pub rule: std::collections::BTreeMap<String, Vec<RawRule>>,
+    // webhook
+    pub http_urls: Option<Vec<String>>,
+    pub http_timeout: Option<String>,
+    pub concurrency_limit: Option<i64>,
+    pub batch: Option<bool>,
+    // redis, nats
+    pub url: Option<String>,
+    pub timeout: Option<String>,
+    pub disconnect_reason: Option<bool>,
+    // redis
+    pub stream: Option<String>,
+    pub maxlen: Option<i64>,
+    // nats
+    pub subject: Option<String>,
+    pub stream_name: Option<String>,
+    pub create_stream: Option<bool>,
+    // kafka
+    pub bootstrap: Option<Vec<String>>,
+    pub topic: Option<String>,
+    pub topic_prefix: Option<String>,
+    pub create_topics: Option<bool>,
+    pub partitions: Option<i64>,
+    // jsonl
+    pub path: Option<String>,
+}
+
+/// One rule of `rule.<event> = [...]` (the web-hook document's trigger rules).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub action: Option<String>,
+    pub urls: Option<Vec<String>>,
+    #[serde(default)]
+    pub topics: Vec<String>,
 }
 
 /// `[log]`.

@@ -44,6 +44,7 @@ pub(crate) fn config(raw: &RawConfig) -> Result<Config, ConfigError> {
         hooks: super::hooks::hooks(&raw.hooks)?,
         events: super::hooks::events(&raw.events)?,
         system_topics: super::hooks::system_topics(&raw.system_topics)?,
+        exporters: super::exporters::exporters(&raw.exporters, &raw.events.instance)?,
     })
 }
 

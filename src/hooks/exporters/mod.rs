@@ -17,7 +17,10 @@ pub mod webhook;
 
 pub use counters::{CountersSnapshot, ExporterCounters};
 pub use jsonl::{JsonLinesConfig, JsonLinesSink};
+pub use kafka::{KafkaConfig, KafkaSink, TopicMode};
+pub use nats::{NatsConfig, NatsJetStreamSink};
 pub use queue::{BoundedQueue, Overflow, PushOutcome};
+pub use redis::{RedisConfig, RedisStreamsSink};
 pub use retry::{Backoff, RetryPolicy};
 pub use rules::{RuleConfig, RuleError, RuleSet};
 pub use runtime::{ExporterRuntime, ExporterSettings, RuntimeOptions};

@@ -248,6 +248,28 @@ fn summary(config: &Config, cpus: &[CpuId]) -> Vec<String> {
     ]
 }
 
+/// `starling passwd USER`: reads the password from standard input and prints the line for the
+/// password file. A user name with ':' could not be read back, so it is refused.
+fn passwd(user: &str) -> Result<(), CliError> {
+    if user.is_empty() || user.contains(':') || user.contains(char::is_whitespace) {
+        return Err(CliError::Passwd(
+            "the user name must be non-empty, without ':' or spaces".to_owned(),
+        ));
+    }
+    let mut password = String::new();
+    io::stdin()
+        .read_line(&mut password)
+        .map_err(|error| CliError::Passwd(format!("cannot read the password: {error}")))?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(CliError::Passwd("the password is empty".to_owned()));
+    }
+    let hash = starling::hooks::builtin::hash_password(password)
+        .map_err(|error| CliError::Passwd(error.to_string()))?;
+    println!("{user}:{hash}");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -324,26 +346,4 @@ mod tests {
         };
         assert_eq!(err.to_string(), "a.toml: tuning.ring_depth: must be");
     }
-}
-
-/// `starling passwd USER`: reads the password from standard input and prints the line for the
-/// password file. A user name with ':' could not be read back, so it is refused.
-fn passwd(user: &str) -> Result<(), CliError> {
-    if user.is_empty() || user.contains(':') || user.contains(char::is_whitespace) {
-        return Err(CliError::Passwd(
-            "the user name must be non-empty, without ':' or spaces".to_owned(),
-        ));
-    }
-    let mut password = String::new();
-    io::stdin()
-        .read_line(&mut password)
-        .map_err(|error| CliError::Passwd(format!("cannot read the password: {error}")))?;
-    let password = password.trim_end_matches(['\n', '\r']);
-    if password.is_empty() {
-        return Err(CliError::Passwd("the password is empty".to_owned()));
-    }
-    let hash = starling::hooks::builtin::hash_password(password)
-        .map_err(|error| CliError::Passwd(error.to_string()))?;
-    println!("{user}:{hash}");
-    Ok(())
 }

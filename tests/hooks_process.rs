@@ -6,6 +6,8 @@
 
 mod common;
 
+// The interop tests' client wrappers; this file uses part of them.
+#[allow(dead_code)]
 #[path = "interop_rumqttc/clients.rs"]
 mod clients;
 

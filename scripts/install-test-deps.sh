@@ -14,18 +14,30 @@ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 
 # tansu: a Kafka-protocol broker in one binary with in-memory storage, from crates.io (no JVM,
-# no Debian package of Kafka). Building it takes a while, so only when that exact version is
-# not installed; it lands in cargo's bin directory (~/.cargo/bin), where the tests look.
+# no Debian package of Kafka). Its default build has no storage engine at all ("memory://"
+# needs the dynostore feature), so the check reads the features cargo recorded for the
+# install, not just the version. Building it takes a while, so only when missing; it lands in
+# cargo's bin directory (~/.cargo/bin), where the tests look.
 TANSU_VERSION=0.6.0
-tansu_ok() { cargo install --list 2>/dev/null | grep -q "^tansu v$TANSU_VERSION:"; }
+TANSU_FEATURES=dynostore
+tansu_ok() {
+  python3 - "${CARGO_HOME:-$HOME/.cargo}/.crates2.json" "$TANSU_VERSION" "$TANSU_FEATURES" <<'PY' 2>/dev/null
+import json, sys
+path, version, feature = sys.argv[1:]
+installs = json.load(open(path))["installs"]
+sys.exit(0 if any(key.startswith(f"tansu {version} ") and feature in info["features"]
+                  for key, info in installs.items()) else 1)
+PY
+}
 
 # paho-mqtt 2.x (its CallbackAPIVersion is what tests/paho/agent.py uses), installed with pip.
 PAHO_VERSION=2.1.0
 paho_ok() { python3 -c 'from paho.mqtt.client import CallbackAPIVersion' >/dev/null 2>&1; }
 need_paho=false
+# python3 also reads cargo's record of the tansu install (below).
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if ! paho_ok; then
   need_paho=true
-  command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
   python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 fi
 
@@ -56,13 +68,15 @@ if $need_paho; then
 fi
 
 if ! tansu_ok; then
-  echo "install-test-deps: building tansu $TANSU_VERSION with cargo install (several minutes)" >&2
-  # --locked: the versions tansu was released with, not whatever is newest today. Its own
-  # target directory, so a CARGO_TARGET_DIR set for the project is not filled with it.
+  echo "install-test-deps: building tansu $TANSU_VERSION ($TANSU_FEATURES) with cargo install (about 15-25 minutes on 2 cores)" >&2
+  # --locked: the versions tansu was released with, not whatever is newest today. --force:
+  # replaces a build of the same version without the feature. Its own target directory, so a
+  # CARGO_TARGET_DIR set for the project is not filled with it.
   tansu_target=$(mktemp -d)
-  CARGO_TARGET_DIR="$tansu_target" cargo install --quiet --locked --version "$TANSU_VERSION" tansu
+  CARGO_TARGET_DIR="$tansu_target" cargo install --quiet --locked --force \
+    --version "$TANSU_VERSION" --features "$TANSU_FEATURES" tansu
   rm -rf "$tansu_target"
-  tansu_ok || { echo "install-test-deps: tansu $TANSU_VERSION is still not installed" >&2; exit 1; }
+  tansu_ok || { echo "install-test-deps: tansu $TANSU_VERSION ($TANSU_FEATURES) is still not installed" >&2; exit 1; }
 fi
 
 # The Debian packages start a system-wide mosquitto (port 1883), redis (6379) and nats (4222)

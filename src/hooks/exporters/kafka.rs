@@ -14,10 +14,12 @@
 //! each part is produced as one request.
 //!
 //! The client is pure Rust (`rskafka`, no librdkafka). It connects on the first `send`, so an
-//! exporter can start while Kafka is down. With `create_topics` a topic missing from the
-//! cluster's metadata is created on first use with `partitions` partitions. A failed part
-//! fails the batch as retryable; the parts already produced stay, so the runtime's retry of
-//! the whole batch can duplicate them.
+//! exporter can start while Kafka is down, and after a retryable failure it forgets its
+//! connections and topic metadata and starts again from the bootstrap brokers. With
+//! `create_topics` a topic missing from the cluster's metadata is created on first use with
+//! `partitions` partitions; an existing topic's partition count is read from the metadata. A
+//! failed part fails the batch as retryable; the parts already produced stay, so the
+//! runtime's retry of the whole batch can duplicate them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -306,9 +308,11 @@ impl KafkaSink {
         }
         let result = self.produce(batch).await;
         if matches!(result, Err(SinkError::Retryable(_))) {
-            // Partition counts may have changed and a broker may have gone: learn them again.
+            // Partition counts may have changed and brokers may have gone or moved: start
+            // again from the bootstrap brokers on the next send.
             self.partitions.clear();
             self.producers.clear();
+            self.client = None;
         }
         result
     }

@@ -47,8 +47,8 @@ pub struct NatsConfig {
     pub instance: String,
     /// Adds the `reason` field to disconnect events (not in SuperMQ's format).
     pub disconnect_reason: bool,
-    /// How long connecting, and each acknowledgement, may take before the batch fails as
-    /// retryable.
+    /// How long connecting, and each batch (publishing and every acknowledgement), may take
+    /// before the batch fails as retryable.
     pub timeout: Duration,
 }
 
@@ -144,6 +144,19 @@ impl NatsJetStreamSink {
             return Ok(());
         }
         let context = self.context().await?;
+        // One bound for the whole batch: each acknowledgement's own timeout starts only when
+        // it is awaited, so awaiting them one after another could otherwise take the timeout
+        // once per message.
+        tokio::time::timeout(self.config.timeout, self.publish_all(&context, batch))
+            .await
+            .map_err(|_| SinkError::Retryable("nats publish: batch timed out".to_owned()))?
+    }
+
+    async fn publish_all(
+        &self,
+        context: &jetstream::Context,
+        batch: &[ExportItem],
+    ) -> Result<(), SinkError> {
         let mut acks = Vec::with_capacity(batch.len());
         for item in batch {
             let rendered = self.format.render(item);

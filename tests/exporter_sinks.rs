@@ -435,11 +435,16 @@ async fn kafka_records(
     let end = partition.get_offset(OffsetAt::Latest).await.unwrap();
     let mut records = Vec::new();
     let mut offset = partition.get_offset(OffsetAt::Earliest).await.unwrap();
+    let mut empty_fetches = 0;
     while offset < end {
         let (batch, _high_watermark) = partition
             .fetch_records(offset, 1..1_000_000, 1_000)
             .await
             .unwrap();
+        if batch.is_empty() {
+            empty_fetches += 1;
+            assert!(empty_fetches < 10, "no records from {offset} to {end}");
+        }
         for record in batch {
             offset = record.offset + 1;
             let record = record.record;

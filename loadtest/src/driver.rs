@@ -170,7 +170,7 @@ pub async fn drive<R: Role>(
         // moves with every write. Re-arm only for an earlier deadline: a timer that fires too
         // early just costs one spurious pass, after which it is armed for the real deadline.
         if let Some(at) = deadline {
-            if armed.map_or(true, |current| at < current) {
+            if armed.is_none_or(|current| at < current) {
                 sleep.as_mut().reset(at.into());
                 armed = Some(at);
             }

@@ -229,7 +229,7 @@ fn sink(
                         .to_owned(),
                 ));
             }
-            WebhookConfig {
+            SinkConfig::Webhook(WebhookConfig {
                 http_urls: urls,
                 http_timeout: duration(
                     &key("http_timeout"),
@@ -242,8 +242,7 @@ fn sink(
                     65_536,
                 )?,
                 batch: raw.batch.unwrap_or(false),
-            }
-            .into()
+            })
         }
         "redis" => {
             let mut config = RedisConfig::new(required("url", raw.url.as_ref())?);
@@ -309,12 +308,6 @@ fn sink(
     })
 }
 
-impl From<WebhookConfig> for SinkConfig {
-    fn from(config: WebhookConfig) -> Self {
-        SinkConfig::Webhook(config)
-    }
-}
-
 fn rules(
     index: usize,
     raw: &std::collections::BTreeMap<String, Vec<RawRule>>,
@@ -360,32 +353,18 @@ fn rules(
     Ok(out)
 }
 
-/// The sink keys `raw` sets.
+/// The sink keys `raw` sets: the keys of its serialized form (unset `Option`s are left out)
+/// that some sink type owns, so the list of keys lives in `TYPES` only.
 fn present_sink_keys(raw: &RawExporter) -> Vec<&'static str> {
-    let set = [
-        ("http_urls", raw.http_urls.is_some()),
-        ("http_timeout", raw.http_timeout.is_some()),
-        ("concurrency_limit", raw.concurrency_limit.is_some()),
-        ("batch", raw.batch.is_some()),
-        ("url", raw.url.is_some()),
-        ("timeout", raw.timeout.is_some()),
-        ("disconnect_reason", raw.disconnect_reason.is_some()),
-        ("stream", raw.stream.is_some()),
-        ("maxlen", raw.maxlen.is_some()),
-        ("subject", raw.subject.is_some()),
-        ("stream_name", raw.stream_name.is_some()),
-        ("create_stream", raw.create_stream.is_some()),
-        ("bootstrap", raw.bootstrap.is_some()),
-        ("topic", raw.topic.is_some()),
-        ("topic_prefix", raw.topic_prefix.is_some()),
-        ("create_topics", raw.create_topics.is_some()),
-        ("partitions", raw.partitions.is_some()),
-        ("path", raw.path.is_some()),
-    ];
-    set.into_iter()
-        .filter(|(_, present)| *present)
-        .map(|(name, _)| name)
-        .collect()
+    let set = toml::Table::try_from(raw).unwrap_or_default();
+    let mut present: Vec<&'static str> = TYPES
+        .iter()
+        .flat_map(|(_, keys)| keys.iter().copied())
+        .filter(|key| set.contains_key(*key))
+        .collect();
+    present.sort_unstable();
+    present.dedup();
+    present
 }
 
 /// A duration written as the web-hook document writes them: `8s`, `500ms`, `2m`, `1h`.

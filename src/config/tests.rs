@@ -460,3 +460,17 @@ fn a_missing_file_names_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn exporter_keys_of_another_sink_type_and_unknown_events_are_named() {
+    let text = error_about(
+        "[[exporters]]\ntype = \"jsonl\"\npath = \"x\"\nmaxlen = 5\n",
+        "exporters[0].maxlen",
+    );
+    assert!(text.contains("redis"), "{text}");
+    let text = error_about(
+        "[[exporters]]\ntype = \"jsonl\"\npath = \"x\"\nrule.client_conected = [{}]\n",
+        "exporters[0].rule.client_conected",
+    );
+    assert!(text.contains("client_connected"), "{text}");
+}

@@ -367,7 +367,7 @@ impl Session {
         {
             return protocol_violation(actions, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
         }
-        let code = if valid_payload {
+        let acknowledge = if valid_payload {
             let message = Message::published_by(
                 now,
                 self.client_id.clone(),
@@ -378,11 +378,12 @@ impl Session {
             );
             self.authorize_and_route(message, context, actions)
         } else {
-            ReasonCode::PAYLOAD_FORMAT_INVALID
+            Some(ReasonCode::PAYLOAD_FORMAT_INVALID)
         };
-        if code == DISCONNECTED {
+        // `None`: the connection is closing; nothing is acknowledged.
+        let Some(code) = acknowledge else {
             return;
-        }
+        };
         match (qos, packet_id) {
             (QoS::AtMostOnce, _) | (_, None) => {}
             (QoS::AtLeastOnce, Some(packet_id)) => {
@@ -398,7 +399,7 @@ impl Session {
     }
 
     /// Runs the publish hooks on `message` and routes what they allow (rewritten as they say).
-    /// Returns the code for the PUBACK/PUBREC, or [`DISCONNECTED`] when the connection closes
+    /// Returns the code for the PUBACK/PUBREC, or `None` when the connection closes
     /// instead. A 3.x client cannot be told of a denial ([MQTT-3.3.5-2]): it gets a positive
     /// acknowledgement, or is disconnected when `mqtt.disconnect_on_denied_publish_v3` says.
     fn authorize_and_route(
@@ -406,10 +407,10 @@ impl Session {
         mut message: Message,
         context: &SessionContext<'_>,
         actions: &mut Vec<Action>,
-    ) -> ReasonCode {
+    ) -> Option<ReasonCode> {
         if context.hooks.publish.is_empty() {
             actions.push(Action::Route(Arc::new(message)));
-            return ReasonCode::SUCCESS;
+            return Some(ReasonCode::SUCCESS);
         }
         let v5 = self.link.as_ref().is_some_and(|link| link.v5);
         let request = PublishRequest {
@@ -429,7 +430,7 @@ impl Session {
                     apply_publish_changes(&mut message, changes, self.limits.maximum_qos);
                 }
                 actions.push(Action::Route(Arc::new(message)));
-                ReasonCode::SUCCESS
+                Some(ReasonCode::SUCCESS)
             }
             Decision::Deny(denial) => {
                 let feedback = denial.feedback.map(|feedback| {
@@ -453,13 +454,9 @@ impl Session {
                     denial.disconnect || (!v5 && self.limits.disconnect_on_denied_publish_v3);
                 if close {
                     protocol_violation(actions, denial.code);
-                    return DISCONNECTED;
+                    return None;
                 }
-                if v5 {
-                    denial.code
-                } else {
-                    ReasonCode::SUCCESS
-                }
+                Some(if v5 { denial.code } else { ReasonCode::SUCCESS })
             }
         }
     }
@@ -619,10 +616,6 @@ pub struct Attach {
     /// Who the client is, for the hooks and the events about its messages.
     pub info: Option<Arc<ClientInfo>>,
 }
-
-/// Not a reason code anyone sends: [`Session::authorize_and_route`]'s "the connection is
-/// closing, acknowledge nothing".
-const DISCONNECTED: ReasonCode = ReasonCode(0xFF);
 
 /// Applies a publish hook's rewrite. The QoS may only go down to what the broker offers.
 fn apply_publish_changes(message: &mut Message, changes: PublishChanges, maximum_qos: QoS) {

@@ -7,6 +7,10 @@
 
 mod startup;
 
+/// Every allocation of the broker goes through mimalloc (see Cargo.toml for why).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

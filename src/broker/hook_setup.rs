@@ -6,11 +6,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::config::{Config, SinkConfig};
+use crate::config::{available_cpus, Config, CpuId, SinkConfig};
 use crate::hooks::builtin::{BuiltinError, Credentials, TopicTable};
+use crate::hooks::exporters::thread_placement::{cpus_left_by_shards, ThreadPlacement};
 use crate::hooks::exporters::{
     ExporterCounters, ExporterRuntime, ExporterSettings, JsonLinesSink, KafkaSink,
-    NatsJetStreamSink, RedisStreamsSink, RuleSet, Sink, WebhookSink,
+    NatsJetStreamSink, RedisStreamsSink, RuleSet, RuntimeOptions, Sink, WebhookSink,
 };
 use crate::hooks::{DecisionHooks, EventKinds, EventRing, EventSink};
 use crate::shard::SystemTopics;
@@ -76,10 +77,12 @@ impl HookSources {
 }
 
 /// Starts the exporter runtime with every configured exporter, draining `rings`; `None` when
-/// no exporter is configured.
+/// no exporter is configured. Its threads run on `shard_cpus`' complement in the process's
+/// CPU mask when there is one.
 pub(super) fn start_exporters(
     config: &Config,
     rings: &[Arc<EventRing>],
+    shard_cpus: &[CpuId],
 ) -> Result<Option<ExporterRuntime>, ExporterSetupError> {
     if config.exporters.is_empty() {
         return Ok(None);
@@ -120,16 +123,52 @@ pub(super) fn start_exporters(
         };
         exporters.push((settings, sink));
     }
-    let runtime = ExporterRuntime::start(
-        rings.to_vec(),
-        exporters,
-        config.events.worker_threads.get(),
-    )
-    .map_err(|error| ExporterSetupError {
-        name: "runtime".to_owned(),
-        problem: format!("cannot start the exporter thread: {error}"),
-    })?;
+    let placement = ThreadPlacement {
+        nice: config.events.exporter_nice,
+        cpus: exporter_cpus(&config.events.exporter_cpus, shard_cpus)?,
+    };
+    tracing::info!(nice = placement.nice, cpus = ?placement.cpus, "exporter threads placed");
+    let options = RuntimeOptions {
+        worker_threads: config.events.worker_threads.get(),
+        placement,
+        ..RuntimeOptions::default()
+    };
+    let runtime =
+        ExporterRuntime::start_with(rings.to_vec(), exporters, options).map_err(|error| {
+            ExporterSetupError {
+                name: "runtime".to_owned(),
+                problem: format!("cannot start the exporter thread: {error}"),
+            }
+        })?;
     Ok(Some(runtime))
+}
+
+/// The exporter threads' CPUs: the configured ones (each must be in the process's mask), or
+/// the mask's CPUs that no shard has.
+fn exporter_cpus(
+    configured: &[CpuId],
+    shard_cpus: &[CpuId],
+) -> Result<Vec<usize>, ExporterSetupError> {
+    // Without a mask to read, nothing can be checked or chosen: the threads are not pinned
+    // (the nice value still applies).
+    let Ok(available) = available_cpus() else {
+        return Ok(Vec::new());
+    };
+    if let Some(cpu) = configured.iter().find(|cpu| !available.contains(cpu)) {
+        return Err(ExporterSetupError {
+            name: "runtime".to_owned(),
+            problem: format!(
+                "events.exporter_cpus: CPU {cpu} is not in this process's CPU affinity mask ({})",
+                CpuId::list(&available)
+            ),
+        });
+    }
+    if !configured.is_empty() {
+        return Ok(configured.iter().map(|cpu| cpu.get()).collect());
+    }
+    let available: Vec<usize> = available.iter().map(|cpu| cpu.get()).collect();
+    let shard_cpus: Vec<usize> = shard_cpus.iter().map(|cpu| cpu.get()).collect();
+    Ok(cpus_left_by_shards(&available, &shard_cpus))
 }
 
 /// An exporter that cannot start.

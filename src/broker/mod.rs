@@ -116,7 +116,7 @@ pub fn run(config: Config) -> Result<(), BrokerError> {
     let rings: Vec<_> = (0..shard_count)
         .map(|_| Arc::new(crate::hooks::EventRing::new(ring_batches)))
         .collect();
-    let exporters = hook_setup::start_exporters(&config, &rings)?;
+    let exporters = hook_setup::start_exporters(&config, &rings, &cpus)?;
     let events = hook_setup::EventPlumbing {
         wanted: exporters
             .as_ref()

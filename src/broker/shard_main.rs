@@ -106,6 +106,12 @@ pub(super) async fn run_shard(shard: ShardId, shared: ShardShared) {
     drop(flusher);
     // The disconnects of the shutdown are events too.
     engine.borrow_mut().flush_events();
+    let events = *engine.borrow().event_counters();
+    let recorded: u64 = events.recorded.iter().sum();
+    if recorded > 0 {
+        let dropped: u64 = events.dropped_ring_full.iter().sum();
+        tracing::info!(%shard, recorded, dropped_ring_full = dropped, "shard event counters");
+    }
     let counters = engine.borrow().counters().clone();
     tracing::debug!(%shard, ?counters, "shard stopped");
 }

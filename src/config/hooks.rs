@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 use super::schema::{RawEvents, RawHooks, RawSystemTopics};
-use super::validate::{one_of, ranged};
+use super::validate::{cpu_list, one_of, ranged};
 use super::{EventsConfig, HooksConfig};
 use crate::hooks::builtin::{CredentialsConfig, TopicRuleConfig, UnknownTopicPolicy};
 use crate::protocol::{QoS, TopicName};
@@ -76,6 +76,8 @@ pub(super) fn events(raw: &RawEvents) -> Result<EventsConfig, ConfigError> {
         batch_events: nonzero("events.batch_events", raw.batch_events, 65_536)?,
         flush_interval: Duration::from_millis(flush_ms),
         worker_threads: nonzero("events.worker_threads", raw.worker_threads, 64)?,
+        exporter_nice: ranged("events.exporter_nice", raw.exporter_nice, -20, 19)?,
+        exporter_cpus: cpu_list("events.exporter_cpus", &raw.exporter_cpus)?,
     })
 }
 

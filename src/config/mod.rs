@@ -84,6 +84,10 @@ pub struct EventsConfig {
     pub flush_interval: Duration,
     /// Threads of the exporter runtime.
     pub worker_threads: NonZeroUsize,
+    /// The exporter threads' nice value: how far below the shards they are scheduled.
+    pub exporter_nice: i32,
+    /// The CPUs of the exporter threads; empty: those no shard is pinned to.
+    pub exporter_cpus: Vec<CpuId>,
 }
 
 /// One `[[listeners]]` entry.

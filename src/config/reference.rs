@@ -491,6 +491,22 @@ pub(crate) const KEYS: &[KeyDoc] = &[
               are not pinned: leave a CPU outside tuning.cpus for them on a busy broker.",
     },
     KeyDoc {
+        path: "events.exporter_nice",
+        kind: "integer, nice value",
+        allowed: "-20 to 19",
+        doc: "Scheduling priority of the exporter threads (setpriority; higher is lower \
+              priority). At 10 they take about a tenth of a CPU a shard wants, and all of an \
+              idle one: exporters never slow the shards, their queues overflow instead.",
+    },
+    KeyDoc {
+        path: "events.exporter_cpus",
+        kind: "array of integers, CPU ids",
+        allowed: "ids 0 to 1023, no duplicates, each in the process's CPU affinity mask",
+        doc: "CPUs the exporter threads run on. Empty: the CPUs of the affinity mask that no \
+              shard is pinned to, or any CPU when the shards have them all. List shard CPUs \
+              with a high exporter_nice to let exporters use only what the shards leave idle.",
+    },
+    KeyDoc {
         path: "system_topics.enabled",
         kind: "boolean",
         allowed: "true or false",

@@ -212,6 +212,8 @@ pub(crate) struct RawEvents {
     pub batch_events: i64,
     pub flush_interval_ms: i64,
     pub worker_threads: i64,
+    pub exporter_nice: i64,
+    pub exporter_cpus: Vec<i64>,
 }
 
 impl Default for RawEvents {
@@ -223,6 +225,8 @@ impl Default for RawEvents {
             batch_events: 256,
             flush_interval_ms: 10,
             worker_threads: 1,
+            exporter_nice: 10,
+            exporter_cpus: Vec::new(),
         }
     }
 }

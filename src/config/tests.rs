@@ -381,6 +381,21 @@ fn cpus_and_shards() {
 }
 
 #[test]
+fn exporter_threads_placement() {
+    let config = parse("").unwrap();
+    assert_eq!(config.events.exporter_nice, 10);
+    assert!(config.events.exporter_cpus.is_empty());
+    let text = error_about("[events]\nexporter_nice = 20", "events.exporter_nice");
+    assert!(text.contains("between -20 and 19"), "{text}");
+    let text = error_about("[events]\nexporter_cpus = [1, 1]", "events.exporter_cpus");
+    assert!(text.contains("CPU 1 is listed twice"), "{text}");
+    error_about("[events]\nexporter_cpus = [1024]", "events.exporter_cpus");
+    let config = parse("[events]\nexporter_nice = 19\nexporter_cpus = [0]").unwrap();
+    assert_eq!(config.events.exporter_nice, 19);
+    assert_eq!(config.events.exporter_cpus, [CpuId::new(0).unwrap()]);
+}
+
+#[test]
 fn zero_means_none_where_documented() {
     let config = parse(
         "[tuning]\nmax_connections_per_shard = 50000\nspin_before_park_us = 50\n\

@@ -367,7 +367,7 @@ fn reserved_client_ids(raw: &[String]) -> Result<Vec<String>, ConfigError> {
 
 fn tuning(raw: &RawTuning) -> Result<TuningConfig, ConfigError> {
     let shards = zero_is_none("tuning.shards", raw.shards, MAX_SHARDS as i64)?;
-    let cpus = cpu_list(&raw.cpus)?;
+    let cpus = cpu_list("tuning.cpus", &raw.cpus)?;
     if let Some(shards) = shards {
         if !cpus.is_empty() && shards.get() > cpus.len() {
             return Err(ConfigError::invalid(
@@ -446,7 +446,8 @@ fn tuning(raw: &RawTuning) -> Result<TuningConfig, ConfigError> {
     })
 }
 
-fn cpu_list(raw: &[i64]) -> Result<Vec<CpuId>, ConfigError> {
+/// A list of distinct CPU ids under `key`.
+pub(super) fn cpu_list(key: &str, raw: &[i64]) -> Result<Vec<CpuId>, ConfigError> {
     let mut cpus: Vec<CpuId> = Vec::with_capacity(raw.len());
     for &id in raw {
         let cpu = usize::try_from(id)
@@ -454,7 +455,7 @@ fn cpu_list(raw: &[i64]) -> Result<Vec<CpuId>, ConfigError> {
             .and_then(CpuId::new)
             .ok_or_else(|| {
                 ConfigError::invalid(
-                    "tuning.cpus",
+                    key,
                     format!(
                         "CPU ids must be between 0 and {}, got {id}",
                         CpuId::MAX_EXCLUSIVE - 1
@@ -463,8 +464,8 @@ fn cpu_list(raw: &[i64]) -> Result<Vec<CpuId>, ConfigError> {
             })?;
         if cpus.contains(&cpu) {
             return Err(ConfigError::invalid(
-                "tuning.cpus",
-                format!("CPU {cpu} is listed twice; each shard needs a CPU of its own"),
+                key,
+                format!("CPU {cpu} is listed twice"),
             ));
         }
         cpus.push(cpu);

@@ -10,6 +10,13 @@
 //! The shard never waits: when the ring is full the batch is dropped and every event in it is
 //! counted as dropped under its kind. Kinds that no exporter wants are never built (the
 //! caller passes a closure that [`EventSink::record`] only runs for a wanted kind).
+//!
+//! **Shedding.** A full ring means the exporters are behind by a whole ring. Until the next
+//! flush finds room again, the sink sheds: events are counted (recorded and dropped) but not
+//! built, so an overloaded exporter costs the shard a counter increment per event instead of
+//! building events only to drop them ([`EventSink::shed`] lets callers skip building their
+//! details too). The shard flushes on a short timer, so shedding ends within one flush
+//! interval of the exporters catching up.
 
 use std::sync::Arc;
 
@@ -45,6 +52,11 @@ impl EventRing {
         let _ = self.spare.push(batch);
     }
 
+    /// Whether no further batch fits.
+    pub fn is_full(&self) -> bool {
+        self.batches.is_full()
+    }
+
     /// Batches waiting for the exporter runtime.
     pub fn len(&self) -> usize {
         self.batches.len()
@@ -73,6 +85,8 @@ pub struct EventSink {
     batch_events: usize,
     ring: Option<Arc<EventRing>>,
     counters: EventCounters,
+    /// Set when a batch did not fit the ring; cleared by the first flush that finds room.
+    shedding: bool,
 }
 
 impl EventSink {
@@ -84,6 +98,7 @@ impl EventSink {
             batch_events: 1,
             ring: None,
             counters: EventCounters::default(),
+            shedding: false,
         }
     }
 
@@ -96,6 +111,7 @@ impl EventSink {
             batch_events,
             ring: Some(ring),
             counters: EventCounters::default(),
+            shedding: false,
         }
     }
 
@@ -110,6 +126,25 @@ impl EventSink {
         self.wanted.contains(kind)
     }
 
+    /// While the ring is full: counts an event of `kind` as recorded and dropped, and says so;
+    /// the caller then builds nothing for it. False (nothing counted) otherwise.
+    #[inline]
+    pub fn shed(&mut self, kind: EventKind) -> bool {
+        if !self.shedding {
+            return false;
+        }
+        if self.wanted.contains(kind) {
+            self.counters.recorded[kind.index()] += 1;
+            self.counters.dropped_ring_full[kind.index()] += 1;
+        }
+        true
+    }
+
+    /// Whether the sink is shedding (its ring was full at the last flush).
+    pub fn is_shedding(&self) -> bool {
+        self.shedding
+    }
+
     /// Records one event if its kind is wanted; `detail` runs only then.
     #[inline]
     pub fn record(
@@ -119,15 +154,30 @@ impl EventSink {
         client: &Arc<ClientInfo>,
         detail: impl FnOnce() -> EventDetail,
     ) {
-        if !self.wanted.contains(kind) {
+        if !self.wanted.contains(kind) || self.shed(kind) {
+            return;
+        }
+        self.record_owned(kind, at_ns, Arc::clone(client), detail());
+    }
+
+    /// [`Self::record`] with the caller's own `Arc` of the client, moved into the event.
+    #[inline]
+    pub fn record_owned(
+        &mut self,
+        kind: EventKind,
+        at_ns: u64,
+        client: Arc<ClientInfo>,
+        detail: EventDetail,
+    ) {
+        if !self.wanted.contains(kind) || self.shed(kind) {
             return;
         }
         self.counters.recorded[kind.index()] += 1;
         self.batch.push(Event {
             kind,
             at_ns,
-            client: Arc::clone(client),
-            detail: detail(),
+            client,
+            detail,
         });
         if self.batch.len() >= self.batch_events {
             self.flush();
@@ -140,6 +190,9 @@ impl EventSink {
         let Some(ring) = &self.ring else {
             return;
         };
+        if self.shedding && !ring.is_full() {
+            self.shedding = false;
+        }
         if self.batch.is_empty() {
             return;
         }
@@ -149,6 +202,7 @@ impl EventSink {
             .unwrap_or_else(|| Vec::with_capacity(self.batch_events));
         let batch = std::mem::replace(&mut self.batch, next);
         if let Err(mut rejected) = ring.batches.push(batch) {
+            self.shedding = true;
             for event in &rejected {
                 self.counters.dropped_ring_full[event.kind.index()] += 1;
             }
@@ -265,11 +319,33 @@ mod tests {
         );
         assert_eq!(counters.recorded[EventKind::ClientConnected.index()], 2);
         assert_eq!(sink.pending(), 0, "the dropped batch is gone, not retried");
-        // Once drained, the ring takes batches again: nothing stays stuck.
-        assert_eq!(ring.pop().unwrap()[0].at_ns, 1);
-        sink.record(EventKind::ClientConnected, 5, &client, || EventDetail::None);
+        // Shedding: until a flush finds room, events are counted, never built.
+        assert!(sink.is_shedding());
+        sink.record(EventKind::SessionSubscribed, 5, &client, || {
+            panic!("a shed event must not be built")
+        });
+        assert!(sink.shed(EventKind::MessagePublish));
+        let counters = sink.counters();
+        assert_eq!(sink.pending(), 0);
+        assert_eq!(
+            counters.dropped_ring_full[EventKind::SessionSubscribed.index()],
+            3
+        );
+        assert_eq!(counters.recorded[EventKind::SessionSubscribed.index()], 3);
+        assert_eq!(
+            counters.dropped_ring_full[EventKind::MessagePublish.index()],
+            1
+        );
         sink.flush();
-        assert_eq!(ring.pop().unwrap()[0].at_ns, 5);
+        assert!(sink.is_shedding(), "still full: still shedding");
+        // Once drained, the next flush ends shedding and the ring takes batches again.
+        assert_eq!(ring.pop().unwrap()[0].at_ns, 1);
+        sink.flush();
+        assert!(!sink.is_shedding());
+        assert!(!sink.shed(EventKind::ClientConnected));
+        sink.record(EventKind::ClientConnected, 6, &client, || EventDetail::None);
+        sink.flush();
+        assert_eq!(ring.pop().unwrap()[0].at_ns, 6);
     }
 
     #[test]

@@ -154,14 +154,21 @@ impl Inflight {
         id
     }
 
-    /// PUBACK for `packet_id`.
-    pub fn on_puback(&mut self, packet_id: PacketId) -> AckOutcome {
-        match self.in_flight.get(&packet_id) {
-            Some(InflightState::AwaitingPubAck(_)) => {
-                self.release(packet_id);
-                AckOutcome::Accepted
+    /// PUBACK for `packet_id`: the publish it acknowledges, now out of the window, or `None`
+    /// when no publish waited for a PUBACK under that id. One map lookup: with hundreds of
+    /// sessions' windows the entry is rarely in cache, and the caller reports the ack from the
+    /// returned publish instead of looking it up again.
+    pub fn on_puback(&mut self, packet_id: PacketId) -> Option<OutgoingPublish> {
+        match self.in_flight.remove(&packet_id)? {
+            InflightState::AwaitingPubAck(publish) => {
+                self.forget_send_order(packet_id);
+                Some(publish)
             }
-            _ => AckOutcome::Unknown,
+            // A PUBACK for a QoS 2 id: the client's bug; the exchange stays as it was.
+            other => {
+                self.in_flight.insert(packet_id, other);
+                None
+            }
         }
     }
 
@@ -200,8 +207,12 @@ impl Inflight {
     }
 
     fn release(&mut self, packet_id: PacketId) {
-        // Acknowledgements mostly arrive in send order, so the id is usually at the front.
         self.in_flight.remove(&packet_id);
+        self.forget_send_order(packet_id);
+    }
+
+    fn forget_send_order(&mut self, packet_id: PacketId) {
+        // Acknowledgements mostly arrive in send order, so the id is usually at the front.
         if let Some(position) = self.send_order.iter().position(|&id| id == packet_id) {
             self.send_order.remove(position);
         }

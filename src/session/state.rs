@@ -241,10 +241,15 @@ impl Session {
         match packet {
             Packet::Publish(publish) => self.on_publish(now, publish, context, actions),
             Packet::PubAck(ack) => {
-                if context.report_acks {
-                    self.report_ack(ack.packet_id, actions);
-                }
-                if self.outbound.on_puback(ack.packet_id) == AckOutcome::Accepted {
+                if let Some(publish) = self.outbound.on_puback(ack.packet_id) {
+                    if context.report_acks {
+                        actions.push(Action::Acked(Acked {
+                            qos: publish.qos,
+                            packet_id: ack.packet_id,
+                            dup: publish.dup,
+                            message: publish.message,
+                        }));
+                    }
                     self.fill_window(now, actions);
                 }
             }

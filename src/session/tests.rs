@@ -762,10 +762,12 @@ fn packet_ids_skip_ids_still_in_flight() {
         .map(|_| inflight.send_next(10).unwrap().packet_id.unwrap().get())
         .collect();
     assert_eq!(ids, vec![1, 2, 3]);
-    assert_eq!(inflight.on_puback(pid(2)), AckOutcome::Accepted);
-    assert_eq!(
-        inflight.on_puback(pid(2)),
-        AckOutcome::Unknown,
+    let acked = inflight
+        .on_puback(pid(2))
+        .expect("id 2 waits for its PUBACK");
+    assert_eq!(acked.packet_id, Some(pid(2)));
+    assert!(
+        inflight.on_puback(pid(2)).is_none(),
         "a duplicate ack is unknown"
     );
 }

@@ -740,7 +740,7 @@ impl ShardEngine {
                     let delivery = (message.qos, None, false);
                     let publisher = self.publisher_of(&message);
                     let kind = EventKind::MessageDropped;
-                    self.record_message(now, kind, &publisher, &message, delivery, Some(reason));
+                    self.record_message(now, kind, publisher, &message, delivery, Some(reason));
                     if let Some(feedback) = feedback {
                         // Routed as the broker's: the publisher gets its own rejections even
                         // when it subscribed with No Local.
@@ -816,13 +816,13 @@ impl ShardEngine {
     /// member of every matching share group wherever it is. Keeps it if retained.
     fn route(&mut self, now: Instant, publisher: Option<SessionKey>, message: Arc<Message>) {
         self.counters.messages_received += 1;
-        if self.wants_event(EventKind::MessagePublish) {
+        if self.builds_event(EventKind::MessagePublish) {
             let from = self.publisher_of(&message);
             let delivery = (message.qos, None, false);
             self.record_message(
                 now,
                 EventKind::MessagePublish,
-                &from,
+                from,
                 &message,
                 delivery,
                 None,
@@ -847,11 +847,11 @@ impl ShardEngine {
         if recipients.is_empty() && forwarded_to.is_empty() {
             let reason = DropReason::NoSubscribers;
             self.counters.count_drop(reason);
-            if self.wants_event(EventKind::MessageDropped) {
+            if self.builds_event(EventKind::MessageDropped) {
                 let from = self.publisher_of(&message);
                 let delivery = (message.qos, None, false);
                 let kind = EventKind::MessageDropped;
-                self.record_message(now, kind, &from, &message, delivery, Some(reason));
+                self.record_message(now, kind, from, &message, delivery, Some(reason));
             }
         }
         self.deliver_all(now, &message, &mut recipients, direct, forwarded_to);

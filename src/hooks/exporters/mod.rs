@@ -13,6 +13,7 @@ pub mod render_webhook;
 pub mod retry;
 pub mod rules;
 pub mod runtime;
+pub mod thread_placement;
 pub mod webhook;
 
 pub use counters::{CountersSnapshot, ExporterCounters};

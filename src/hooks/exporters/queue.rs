@@ -68,6 +68,11 @@ impl BoundedQueue {
         }
     }
 
+    /// Whether a push now would keep the new item: there is room, or the policy evicts.
+    pub fn takes_more(&self) -> bool {
+        self.overflow == Overflow::DropOldest || self.items.len() < self.capacity
+    }
+
     /// Moves up to `max` items from the front into `batch`, oldest first.
     pub fn take_batch(&mut self, max: usize, batch: &mut Vec<ExportItem>) {
         let count = max.min(self.items.len());

@@ -18,8 +18,9 @@ use std::time::Duration;
 use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, Client, RedisError};
 
-use super::render_supermq::{SupermqFormat, DEFAULT_STREAM};
+use super::render_supermq::{FieldValue, SupermqFormat, DEFAULT_STREAM};
 use super::{ExportItem, Sink, SinkError, SinkFuture};
+use crate::hooks::event::EventKind;
 
 /// Where and how the Redis sink writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,8 @@ pub struct RedisStreamsSink {
     maxlen: usize,
     timeout: Duration,
     format: SupermqFormat,
+    /// `<stream>.<event name>` for every kind, by [`EventKind::index`], made once.
+    streams: Vec<String>,
     /// `None` until the first send, and again after a connection error.
     connection: Option<MultiplexedConnection>,
 }
@@ -80,8 +83,13 @@ impl RedisStreamsSink {
     pub fn new(config: RedisConfig) -> Result<Self, SinkError> {
         let client = Client::open(config.url.as_str())
             .map_err(|err| SinkError::Permanent(format!("redis url {:?}: {err}", config.url)))?;
+        let streams = EventKind::ALL
+            .iter()
+            .map(|kind| format!("{}.{}", config.stream, kind.name()))
+            .collect();
         Ok(Self {
             client,
+            streams,
             maxlen: config.maxlen,
             timeout: config.timeout,
             format: SupermqFormat {
@@ -98,15 +106,22 @@ impl RedisStreamsSink {
         let mut pipeline = ::redis::pipe();
         for item in batch {
             let rendered = self.format.render(item);
-            let command = pipeline
-                .cmd("XADD")
-                .arg(rendered.destination(&self.format.stream));
+            let stream = match rendered.suffix {
+                None => self.format.stream.as_str(),
+                Some(_) => self.streams[item.event.kind.index()].as_str(),
+            };
+            let command = pipeline.cmd("XADD").arg(stream);
             if self.maxlen > 0 {
                 command.arg("MAXLEN").arg("~").arg(self.maxlen);
             }
             command.arg("*");
             for (name, value) in &rendered.fields {
-                command.arg(*name).arg(value.to_text().as_ref());
+                command.arg(*name);
+                // Numbers are written as decimal text straight into the command's buffer.
+                match value {
+                    FieldValue::Int(number) => command.arg(*number),
+                    other => command.arg(other.to_text().as_ref()),
+                };
             }
         }
         pipeline

@@ -16,6 +16,10 @@
 //! - **Each event is wrapped in an `Arc` once** and offered to every exporter's [`RuleSet`];
 //!   every matching rule puts one [`ExportItem`] into that exporter's [`BoundedQueue`]
 //!   (pushing never waits: a full queue drops by the exporter's [`Overflow`] policy, counted).
+//! - **Overload sheds at the cheapest place.** When every exporter's queue is full and drops
+//!   the newest, the drain loop leaves the rings alone: they fill, and the shards shed new
+//!   events (counted per kind as `dropped_ring_full`) without building them. Exporters that
+//!   drop the oldest keep draining, since they want the newest events.
 //! - **Each exporter is a task** with its sink: it takes up to `batch_events` items (waiting up
 //!   to `flush_interval` for a fuller batch), sends them, and retries a failed batch by its
 //!   [`RetryPolicy`]. While it retries, its queue keeps filling and overflowing by policy:
@@ -23,6 +27,10 @@
 //!   and the shards do not notice. A sink must bound each call itself (the web-hook sink's
 //!   `http_timeout`): a call that never returns stalls its own exporter, whose queue then
 //!   overflows by policy, and nothing else.
+//! - **Beside and below the shards.** Every runtime thread runs on the CPUs no shard is pinned
+//!   to (when there are any) at nice 10 by default ([`RuntimeOptions::placement`], see
+//!   [`thread_placement`](super::thread_placement)): when the CPUs are busy the shards win them
+//!   and the exporters' queues overflow by policy, which is the point of having queues.
 //! - **Shutdown** ([`ExporterRuntime::shutdown`] or drop): the drain loop drains the rings one
 //!   last time, the exporters send what is queued (a failing batch is given up at once rather
 //!   than retried), and whatever is still queued or in flight after `shutdown_deadline`
@@ -41,6 +49,7 @@ use super::counters::ExporterCounters;
 use super::queue::{BoundedQueue, Overflow, PushOutcome};
 use super::retry::{Backoff, RetryPolicy};
 use super::rules::RuleSet;
+use super::thread_placement::ThreadPlacement;
 use super::{ExportItem, Sink, SinkError};
 use crate::hooks::event::EventKinds;
 use crate::hooks::ring::EventRing;
@@ -85,7 +94,7 @@ impl ExporterSettings {
 }
 
 /// How the runtime itself runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeOptions {
     /// tokio worker threads (the web-hook document's `worker_threads`); `<= 1` runs
     /// everything on the one `starling-exporters` thread.
@@ -94,6 +103,9 @@ pub struct RuntimeOptions {
     pub poll_interval: Duration,
     /// How long shutdown waits for the exporters to send what is queued.
     pub shutdown_deadline: Duration,
+    /// Nice value and CPUs of every runtime thread (see
+    /// [`thread_placement`](super::thread_placement)).
+    pub placement: ThreadPlacement,
 }
 
 impl Default for RuntimeOptions {
@@ -102,6 +114,7 @@ impl Default for RuntimeOptions {
             worker_threads: 1,
             poll_interval: Duration::from_millis(2),
             shutdown_deadline: Duration::from_secs(2),
+            placement: ThreadPlacement::default(),
         }
     }
 }
@@ -116,26 +129,13 @@ pub struct ExporterRuntime {
 }
 
 impl ExporterRuntime {
-    /// Starts the runtime thread with default [`RuntimeOptions`] and `worker_threads`.
-    pub fn start(
-        rings: Vec<Arc<EventRing>>,
-        exporters: Vec<(ExporterSettings, Box<dyn Sink>)>,
-        worker_threads: usize,
-    ) -> io::Result<Self> {
-        let options = RuntimeOptions {
-            worker_threads,
-            ..RuntimeOptions::default()
-        };
-        Self::start_with(rings, exporters, options)
-    }
-
     /// Starts the runtime thread: drains `rings` into `exporters`.
     pub fn start_with(
         rings: Vec<Arc<EventRing>>,
         exporters: Vec<(ExporterSettings, Box<dyn Sink>)>,
         options: RuntimeOptions,
     ) -> io::Result<Self> {
-        let tokio = build_tokio(options.worker_threads)?;
+        let tokio = build_tokio(options.worker_threads, &options.placement)?;
         let stop = Arc::new(AtomicBool::new(false));
         let wanted = exporters
             .iter()
@@ -159,7 +159,10 @@ impl ExporterRuntime {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("starling-exporters".into())
-                .spawn(move || tokio.block_on(run(rings, exporters, options, stop)))?
+                .spawn(move || {
+                    options.placement.apply_to_current_thread();
+                    tokio.block_on(run(rings, exporters, options, stop));
+                })?
         };
         Ok(Self {
             stop,
@@ -200,7 +203,10 @@ impl Drop for ExporterRuntime {
     }
 }
 
-fn build_tokio(worker_threads: usize) -> io::Result<tokio::runtime::Runtime> {
+fn build_tokio(
+    worker_threads: usize,
+    placement: &ThreadPlacement,
+) -> io::Result<tokio::runtime::Runtime> {
     if worker_threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -209,6 +215,10 @@ fn build_tokio(worker_threads: usize) -> io::Result<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(worker_threads)
             .thread_name("starling-exp-w")
+            .on_thread_start({
+                let placement = placement.clone();
+                move || placement.apply_to_current_thread()
+            })
             .enable_all()
             .build()
     }
@@ -378,6 +388,12 @@ async fn drain_until_stopped(
         let mut drained_any = false;
         for ring in rings {
             for _ in 0..MAX_BATCHES_PER_PASS {
+                // When every exporter would refuse new events (full, dropping the newest),
+                // they stay in the ring: it fills and the shard sheds them, counting them
+                // there, which costs the shard less than events built and then dropped here.
+                if !stopping && !routes.iter().any(|(_, shared)| shared.queue().takes_more()) {
+                    break;
+                }
                 let Some(mut batch) = ring.pop() else {
                     break;
                 };
@@ -813,11 +829,21 @@ mod tests {
             });
             let offered = 50;
             let expected_dropped = offered - 4 - 5;
-            let dropped = wait_for(&counters, |c| c.dropped_queue_full == expected_dropped)
-                .dropped_queue_full;
-            assert_eq!(dropped, expected_dropped, "{overflow:?}: {stuck:?}");
+            match overflow {
+                // Evicting keeps draining: the queue holds the newest.
+                Overflow::DropOldest => {
+                    wait_for(&counters, |c| c.dropped_queue_full == expected_dropped);
+                }
+                // Refusing stops draining: the rest waits in the ring (for the shard to shed).
+                Overflow::DropNewest => assert!(!ring.is_empty(), "{stuck:?}"),
+            }
             runtime.shutdown();
             let end = counters.snapshot();
+            // At shutdown the last pass takes what the ring held, and the full queue refuses it.
+            assert_eq!(
+                end.dropped_queue_full, expected_dropped,
+                "{overflow:?}: {end:?}"
+            );
             assert_eq!(end.queue_len, 0);
             assert_eq!(end.dropped_at_shutdown, 4 + 5, "{overflow:?}: {end:?}");
             // Every event ends in one place; evicted ones were queued before they were lost.
@@ -828,6 +854,41 @@ mod tests {
             assert_eq!(accounted(&end) + evicted, end.queued, "{end:?}");
             assert_eq!(end.queued + end.dropped_queue_full - evicted, offered);
         }
+    }
+
+    #[test]
+    fn full_exporters_that_drop_the_newest_leave_events_in_the_ring_for_the_shard_to_shed() {
+        let ring = Arc::new(EventRing::new(64));
+        let (sink, _) = TestSink::failing(usize::MAX, SinkError::Retryable);
+        let mut settings = settings("stuck");
+        settings.queue_capacity = 4;
+        settings.overflow = Overflow::DropNewest;
+        // One retry far in the future: the first batch stays in flight all test long.
+        settings.retry.initial_interval = Duration::from_secs(30);
+        settings.retry.max_interval = Duration::from_secs(30);
+        let runtime = ExporterRuntime::start_with(
+            vec![Arc::clone(&ring)],
+            vec![(settings, Box::new(sink))],
+            quick_options(),
+        )
+        .unwrap();
+        let counters = Arc::clone(&runtime.counters()[0].1);
+        record(&ring, &[EventKind::ClientConnected; 4], 1);
+        wait_for(&counters, |c| c.retried >= 1);
+        record(&ring, &[EventKind::ClientConnected; 4], 5);
+        wait_for(&counters, |c| c.queue_len == 4);
+        record(&ring, &[EventKind::ClientConnected; 4], 9);
+        // Many drain passes (one per 2 ms poll); none may take the batch. A slow machine
+        // only makes this check weaker, never wrong.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(ring.len(), 1, "{:?}", counters.snapshot());
+        assert_eq!(counters.snapshot().dropped_queue_full, 0);
+        runtime.shutdown();
+        // The last pass at shutdown takes the ring's batch, and the full queue refuses it.
+        let end = counters.snapshot();
+        assert_eq!(ring.len(), 0);
+        assert_eq!(end.dropped_queue_full, 4, "{end:?}");
+        assert_eq!(end.dropped_at_shutdown, 4 + 4, "{end:?}");
     }
 
     #[test]

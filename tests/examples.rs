@@ -6,6 +6,8 @@
 //! The examples are copied to a scratch directory first, since paths in them resolve against
 //! the config file's directory and the JSON-lines example writes `events.jsonl` beside it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

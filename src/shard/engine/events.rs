@@ -39,11 +39,27 @@ impl ShardEngine {
         client: &Arc<ClientInfo>,
         detail: impl FnOnce() -> EventDetail,
     ) {
+        if self.wants_event(kind) {
+            self.record_owned(now, kind, Arc::clone(client), detail);
+        }
+    }
+
+    /// [`Self::record`] with a clone of the client's `Arc` the caller gives up. The message
+    /// path records this way: the event keeps the clone the caller had to make anyway (to look
+    /// the client up while `self` is borrowed mutably), so it costs no second atomic increment
+    /// and decrement.
+    pub(super) fn record_owned(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        client: Arc<ClientInfo>,
+        detail: impl FnOnce() -> EventDetail,
+    ) {
         if !self.wants_event(kind) {
             return;
         }
         let detail = detail();
-        if let Some(system) = self.system_topics.message_for(kind, client, &detail) {
+        if let Some(system) = self.system_topics.message_for(kind, &client, &detail) {
             if self.system_pending.len() < MAX_PENDING_SYSTEM_MESSAGES {
                 self.system_pending.push(Arc::new(system));
             } else {
@@ -52,7 +68,24 @@ impl ShardEngine {
         }
         if self.events.wants(kind) {
             let at_ns = self.clock.unix_ns(now);
-            self.events.record(kind, at_ns, client, || detail);
+            self.events.record_owned(kind, at_ns, client, || detail);
+        }
+    }
+
+    /// Records a message event about its publisher (`message_publish`, and drops before any
+    /// subscriber).
+    #[inline]
+    pub(super) fn record_publisher_message(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        message: &Arc<Message>,
+        dropped: Option<DropReason>,
+    ) {
+        if self.wants_event(kind) {
+            let from = self.publisher_of(message);
+            let delivery = (message.qos, None, false);
+            self.record_message(now, kind, from, message, delivery, dropped);
         }
     }
 
@@ -63,7 +96,7 @@ impl ShardEngine {
         &mut self,
         now: Instant,
         kind: EventKind,
-        client: &Arc<ClientInfo>,
+        client: Arc<ClientInfo>,
         message: &Arc<Message>,
         delivery: (QoS, Option<PacketId>, bool),
         dropped: Option<DropReason>,
@@ -73,7 +106,7 @@ impl ShardEngine {
         }
         let publisher = self.publisher_of(message);
         let (qos, packet_id, dup) = delivery;
-        self.record(now, kind, client, || {
+        self.record_owned(now, kind, client, || {
             EventDetail::Message(MessageFacts {
                 message: Arc::clone(message),
                 publisher,
@@ -100,7 +133,7 @@ impl ShardEngine {
             return;
         }
         if let Some(client) = self.client_info(key) {
-            self.record_message(now, kind, &client, message, delivery, dropped);
+            self.record_message(now, kind, client, message, delivery, dropped);
         }
     }
 
@@ -118,7 +151,7 @@ impl ShardEngine {
         }
         if let Some(client) = self.client_info(key) {
             let filter = filter.to_owned_copy();
-            self.record(now, kind, &client, || EventDetail::Subscription {
+            self.record_owned(now, kind, client, || EventDetail::Subscription {
                 filter,
                 qos,
             });

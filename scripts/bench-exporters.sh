@@ -16,6 +16,7 @@
 #   redis-spare  exporters on the shard's spare time only: exporter_cpus = [0] at nice 19,
 #                overflow = "drop_newest" (so overload is shed at the shard, counted);
 #                redis-server on CPU 0 at nice 19, standing in for a Redis on another machine.
+#   redis-down   the defaults with no Redis listening: a dead sink (retries, queue overflow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,7 @@ REDIS_PORT=${REDIS_PORT:-16390}
 HARNESS_CPU=${HARNESS_CPU:-1}
 REPEAT=${REPEAT:-2}
 DURATION=${DURATION:-10s}
-MODES=${MODES:-none redis redis-spare}
+MODES=${MODES:-none redis redis-spare redis-down}
 source scripts/bench-common.sh
 
 REDIS_PID=
@@ -60,6 +61,8 @@ maxlen = 100000
 batch_events = 1024
 queue_capacity = 1000000"
 printf '%s\n%s\n' "$base" "$exporter" >"$WORK/redis.toml"
+# The same, aimed at a port nothing listens on (REDIS_PORT + 1).
+printf '%s\n%s\n' "$base" "${exporter/$REDIS_PORT/$((REDIS_PORT + 1))}" >"$WORK/redis-down.toml"
 printf '%s\n[events]\nexporter_cpus = [0]\nexporter_nice = 19\n%s\noverflow = "drop_newest"\n' \
   "$base" "$exporter" >"$WORK/redis-spare.toml"
 
@@ -91,13 +94,15 @@ for mode in modes:
         line = f"{mode:12} round {round_}: {total['delivered_per_s']:>9,.0f} delivered/s, {total['lost']} lost"
         log = open(os.path.join(out, f"{mode}-{round_}.log")).read()
         sent = re.search(r"sent: (\d+)", log)
+        retried = re.search(r"retried: (\d+)", log)
         queue_full = re.search(r"dropped_queue_full: (\d+)", log)
         shed = re.search(r"dropped_ring_full=(\d+)", log)
         recorded = re.search(r"recorded=(\d+)", log)
         if sent:
             line += (f"; events recorded {int(recorded[1]) if recorded else 0:,}, "
                      f"sent to Redis {int(sent[1]):,}, dropped: queue full "
-                     f"{int(queue_full[1]):,}, shed at the shard {int(shed[1]) if shed else 0:,}")
+                     f"{int(queue_full[1]):,}, shed at the shard {int(shed[1]) if shed else 0:,}, "
+                     f"batches retried {int(retried[1]):,}")
         print(line)
         best[mode] = max(best.get(mode, 0), total["delivered_per_s"])
 if best.get("none"):

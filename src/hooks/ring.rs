@@ -154,24 +154,28 @@ impl EventSink {
         client: &Arc<ClientInfo>,
         detail: impl FnOnce() -> EventDetail,
     ) {
-        if !self.wanted.contains(kind) || self.shed(kind) {
-            return;
+        if self.wanted.contains(kind) && !self.shed(kind) {
+            self.push(kind, at_ns, Arc::clone(client), detail());
         }
-        self.record_owned(kind, at_ns, Arc::clone(client), detail());
     }
 
-    /// [`Self::record`] with the caller's own `Arc` of the client, moved into the event.
+    /// [`Self::record`] for a caller that already holds its own clone of the client's `Arc`
+    /// and gives it up: the event keeps that clone, which saves an atomic increment and
+    /// decrement per event on the message path.
     #[inline]
     pub fn record_owned(
         &mut self,
         kind: EventKind,
         at_ns: u64,
         client: Arc<ClientInfo>,
-        detail: EventDetail,
+        detail: impl FnOnce() -> EventDetail,
     ) {
-        if !self.wanted.contains(kind) || self.shed(kind) {
-            return;
+        if self.wanted.contains(kind) && !self.shed(kind) {
+            self.push(kind, at_ns, client, detail());
         }
+    }
+
+    fn push(&mut self, kind: EventKind, at_ns: u64, client: Arc<ClientInfo>, detail: EventDetail) {
         self.counters.recorded[kind.index()] += 1;
         self.batch.push(Event {
             kind,
@@ -346,6 +350,30 @@ mod tests {
         sink.record(EventKind::ClientConnected, 6, &client, || EventDetail::None);
         sink.flush();
         assert_eq!(ring.pop().unwrap()[0].at_ns, 6);
+    }
+
+    #[test]
+    fn record_owned_keeps_the_given_clone_and_drops_it_for_an_unwanted_kind() {
+        let ring = Arc::new(EventRing::new(4));
+        let wanted = EventKinds::NONE.with(EventKind::MessageAcked);
+        let mut sink = EventSink::new(wanted, Arc::clone(&ring), 8);
+        let client = client();
+        sink.record_owned(EventKind::MessageAcked, 1, Arc::clone(&client), || {
+            EventDetail::None
+        });
+        sink.record_owned(EventKind::ClientConnected, 2, Arc::clone(&client), || {
+            panic!("the detail of an unwanted kind must not be built")
+        });
+        assert_eq!(
+            Arc::strong_count(&client),
+            2,
+            "one clone, held by the event"
+        );
+        sink.flush();
+        let batch = ring.pop().unwrap();
+        assert_eq!(batch.len(), 1);
+        assert!(Arc::ptr_eq(&batch[0].client, &client));
+        assert_eq!(sink.counters().recorded[EventKind::MessageAcked.index()], 1);
     }
 
     #[test]

@@ -517,16 +517,14 @@ impl ShardEngine {
     }
 
     /// `client_subscribe` and `client_unsubscribe`: a filter asked for, before any decision.
+    /// The client is looked up only for those two packets: every PUBLISH and ack passes here.
     fn record_request(&mut self, now: Instant, key: SessionKey, packet: &Packet) {
         let (subscribe, unsubscribe) = (EventKind::ClientSubscribe, EventKind::ClientUnsubscribe);
-        if !self.wants_event(subscribe) && !self.wants_event(unsubscribe) {
-            return;
-        }
-        let Some(client) = self.client_info(key) else {
-            return;
-        };
         match packet {
-            Packet::Subscribe(packet) => {
+            Packet::Subscribe(packet) if self.wants_event(subscribe) => {
+                let Some(client) = self.client_info(key) else {
+                    return;
+                };
                 for subscription in &packet.filters {
                     let filter = subscription.filter.to_owned_copy();
                     let qos = subscription.options.qos;
@@ -536,7 +534,10 @@ impl ShardEngine {
                     });
                 }
             }
-            Packet::Unsubscribe(packet) => {
+            Packet::Unsubscribe(packet) if self.wants_event(unsubscribe) => {
+                let Some(client) = self.client_info(key) else {
+                    return;
+                };
                 for filter in &packet.filters {
                     let filter = filter.to_owned_copy();
                     self.record(now, unsubscribe, &client, || EventDetail::Subscription {
@@ -737,10 +738,8 @@ impl ShardEngine {
                 Action::Denied { message, feedback } => {
                     let reason = DropReason::NotAuthorized;
                     self.counters.count_drop(reason);
-                    let delivery = (message.qos, None, false);
-                    let publisher = self.publisher_of(&message);
                     let kind = EventKind::MessageDropped;
-                    self.record_message(now, kind, publisher, &message, delivery, Some(reason));
+                    self.record_publisher_message(now, kind, &message, Some(reason));
                     if let Some(feedback) = feedback {
                         // Routed as the broker's: the publisher gets its own rejections even
                         // when it subscribed with No Local.
@@ -816,18 +815,7 @@ impl ShardEngine {
     /// member of every matching share group wherever it is. Keeps it if retained.
     fn route(&mut self, now: Instant, publisher: Option<SessionKey>, message: Arc<Message>) {
         self.counters.messages_received += 1;
-        if self.builds_event(EventKind::MessagePublish) {
-            let from = self.publisher_of(&message);
-            let delivery = (message.qos, None, false);
-            self.record_message(
-                now,
-                EventKind::MessagePublish,
-                from,
-                &message,
-                delivery,
-                None,
-            );
-        }
+        self.record_publisher_message(now, EventKind::MessagePublish, &message, None);
         if message.retain {
             self.store_retained(now, &message);
         }
@@ -847,12 +835,8 @@ impl ShardEngine {
         if recipients.is_empty() && forwarded_to.is_empty() {
             let reason = DropReason::NoSubscribers;
             self.counters.count_drop(reason);
-            if self.builds_event(EventKind::MessageDropped) {
-                let from = self.publisher_of(&message);
-                let delivery = (message.qos, None, false);
-                let kind = EventKind::MessageDropped;
-                self.record_message(now, kind, from, &message, delivery, Some(reason));
-            }
+            let kind = EventKind::MessageDropped;
+            self.record_publisher_message(now, kind, &message, Some(reason));
         }
         self.deliver_all(now, &message, &mut recipients, direct, forwarded_to);
         self.recipients = recipients;

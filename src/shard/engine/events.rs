@@ -50,23 +50,26 @@ impl ShardEngine {
         client: &Arc<ClientInfo>,
         detail: impl FnOnce() -> EventDetail,
     ) {
-        if !self.wants_event(kind) {
-            return;
+        if self.wants_event(kind) {
+            self.record_owned(now, kind, Arc::clone(client), detail);
         }
-        self.record_owned(now, kind, Arc::clone(client), detail);
     }
 
-    /// [`Self::record`] for a caller that already holds its own `Arc` of the client: it moves
-    /// into the event, which saves the shared count's increment and decrement (on the message
-    /// path, where the exporter thread drops events of the same clients, each is a cache line
-    /// bouncing between cores).
-    fn record_owned(
+    /// [`Self::record`] with a clone of the client's `Arc` the caller gives up. The message
+    /// path records this way: the event keeps the clone the caller had to make anyway (to look
+    /// the client up while `self` is borrowed mutably), so it costs no second atomic increment
+    /// and decrement (on the message path, where the exporter thread drops events of the same
+    /// clients, each is a cache line bouncing between cores).
+    pub(super) fn record_owned(
         &mut self,
         now: Instant,
         kind: EventKind,
         client: Arc<ClientInfo>,
         detail: impl FnOnce() -> EventDetail,
     ) {
+        if !self.wants_event(kind) {
+            return;
+        }
         let detail = detail();
         if let Some(system) = self.system_topics.message_for(kind, &client, &detail) {
             if self.system_pending.len() < MAX_PENDING_SYSTEM_MESSAGES {
@@ -77,7 +80,24 @@ impl ShardEngine {
         }
         if self.events.wants(kind) {
             let at_ns = self.clock.unix_ns(now);
-            self.events.record_owned(kind, at_ns, client, detail);
+            self.events.record_owned(kind, at_ns, client, || detail);
+        }
+    }
+
+    /// Records a message event about its publisher (`message_publish`, and drops before any
+    /// subscriber).
+    #[inline]
+    pub(super) fn record_publisher_message(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        message: &Arc<Message>,
+        dropped: Option<DropReason>,
+    ) {
+        if self.builds_event(kind) {
+            let from = self.publisher_of(message);
+            let delivery = (message.qos, None, false);
+            self.record_message(now, kind, from, message, delivery, dropped);
         }
     }
 
@@ -143,7 +163,7 @@ impl ShardEngine {
         }
         if let Some(client) = self.client_info(key) {
             let filter = filter.to_owned_copy();
-            self.record(now, kind, &client, || EventDetail::Subscription {
+            self.record_owned(now, kind, client, || EventDetail::Subscription {
                 filter,
                 qos,
             });

@@ -11,7 +11,7 @@
 # left for the exporter and Redis, so the modes differ in whose CPU they take:
 #   none         no exporter: the baseline.
 #   redis        the defaults: the exporter thread runs on the CPUs no shard is pinned to (the
-#                harness's CPU here) at nice 10, drops the oldest events when its queue is
+#                harness's CPU here) at nice 10, drops the newest events when its queue is
 #                full; redis-server shares the harness's CPU.
 #   redis-spare  exporters on the shard's spare time only: exporter_cpus = [0] at nice 19,
 #                overflow = "drop_newest" (so overload is shed at the shard, counted);

@@ -162,7 +162,7 @@ fn exporter_config(
     };
     let overflow = one_of(
         &key("overflow"),
-        raw.overflow.as_deref().unwrap_or("drop_oldest"),
+        raw.overflow.as_deref().unwrap_or("drop_newest"),
         &[
             ("drop_oldest", Overflow::DropOldest),
             ("drop_newest", Overflow::DropNewest),

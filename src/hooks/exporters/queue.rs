@@ -17,9 +17,12 @@ use super::ExportItem;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
     /// Evict the oldest queued event to make room: the sink, when back, sees recent events.
-    #[default]
+    /// The exporter thread keeps handling every event to do so.
     DropOldest,
     /// Refuse the new event: the sink, when back, sees the events from when it went away.
+    /// The default: once every exporter refuses, the shards shed new events at a counter
+    /// increment each, the cheapest overload there is.
+    #[default]
     DropNewest,
 }
 

@@ -79,13 +79,13 @@ pub struct ExporterSettings {
 
 impl ExporterSettings {
     /// An exporter of every event with the web-hook document's queue and retry settings:
-    /// 300,000 events, batches of 100 flushed after 100 ms, dropping the oldest when full.
+    /// 300,000 events, batches of 100 flushed after 100 ms, dropping the newest when full.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             queue_capacity: 300_000,
             batch_events: 100,
-            overflow: Overflow::DropOldest,
+            overflow: Overflow::DropNewest,
             retry: RetryPolicy::default(),
             rules: RuleSet::all(),
             flush_interval: Duration::from_millis(100),

@@ -69,6 +69,12 @@ pub(super) fn events(raw: &RawEvents) -> Result<EventsConfig, ConfigError> {
             .ok_or_else(|| ConfigError::invalid(key, format!("must be at least 1, got {value}")))
     };
     let flush_ms: u64 = ranged("events.flush_interval_ms", raw.flush_interval_ms, 1, 60_000)?;
+    let stats_ms: u64 = ranged(
+        "events.stats_interval_ms",
+        raw.stats_interval_ms,
+        0,
+        3_600_000,
+    )?;
     Ok(EventsConfig {
         node: ranged("events.node", raw.node, 0, i64::from(u32::MAX))?,
         instance: raw.instance.clone(),
@@ -76,6 +82,7 @@ pub(super) fn events(raw: &RawEvents) -> Result<EventsConfig, ConfigError> {
         batch_events: nonzero("events.batch_events", raw.batch_events, 65_536)?,
         flush_interval: Duration::from_millis(flush_ms),
         worker_threads: nonzero("events.worker_threads", raw.worker_threads, 64)?,
+        stats_interval: (stats_ms > 0).then(|| Duration::from_millis(stats_ms)),
     })
 }
 

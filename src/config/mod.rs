@@ -84,6 +84,8 @@ pub struct EventsConfig {
     pub flush_interval: Duration,
     /// Threads of the exporter runtime.
     pub worker_threads: NonZeroUsize,
+    /// How often the shards publish the `$SYS/` stats topics; `None` publishes none.
+    pub stats_interval: Option<Duration>,
 }
 
 /// One `[[listeners]]` entry.

@@ -212,6 +212,7 @@ pub(crate) struct RawEvents {
     pub batch_events: i64,
     pub flush_interval_ms: i64,
     pub worker_threads: i64,
+    pub stats_interval_ms: i64,
 }
 
 impl Default for RawEvents {
@@ -223,6 +224,7 @@ impl Default for RawEvents {
             batch_events: 256,
             flush_interval_ms: 10,
             worker_threads: 1,
+            stats_interval_ms: 10_000,
         }
     }
 }

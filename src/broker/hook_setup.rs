@@ -14,7 +14,7 @@ use crate::hooks::exporters::{
     NatsJetStreamSink, RedisStreamsSink, RuleSet, RuntimeOptions, Sink, WebhookSink,
 };
 use crate::hooks::{DecisionHooks, EventKinds, EventRing, EventSink};
-use crate::shard::SystemTopics;
+use crate::shard::{ShardStats, SystemTopics};
 
 /// The built-in hooks as loaded; [`HookSources::chains`] gives each shard its own.
 #[derive(Debug, Default)]
@@ -187,11 +187,13 @@ pub(super) fn log_exporter_counters(counters: &[(String, Arc<ExporterCounters>)]
     }
 }
 
-/// The event rings, one per shard, and what the exporters want recorded.
+/// The event rings, one per shard, what the exporters want recorded, and the exporters'
+/// live counters (for the stats topics).
 #[derive(Debug, Clone)]
 pub(super) struct EventPlumbing {
     pub rings: Vec<Arc<EventRing>>,
     pub wanted: EventKinds,
+    pub exporters: Vec<(String, Arc<ExporterCounters>)>,
 }
 
 impl EventPlumbing {
@@ -211,5 +213,16 @@ impl EventPlumbing {
             SystemTopics::disabled()
         });
         (sink, system)
+    }
+
+    /// One shard's `$SYS/` stats topics: its own event counters when its sink records any
+    /// kind, and on shard 0 only, the exporters' counters (shared atomics: one publisher is
+    /// enough). Nothing when `events.stats_interval_ms` is 0.
+    pub fn stats_for(&self, shard: usize, config: &Config, sink: &EventSink) -> ShardStats {
+        if config.events.stats_interval.is_none() {
+            return ShardStats::disabled();
+        }
+        let exporters = if shard == 0 { &self.exporters[..] } else { &[] };
+        ShardStats::new(config.events.node, shard, sink.wanted(), exporters)
     }
 }

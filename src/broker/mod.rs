@@ -6,6 +6,7 @@
 //! broker has stopped. Everything a shard does lives in [`shard_main`]; this module only starts,
 //! watches and stops.
 
+mod exporter_log;
 mod hook_setup;
 mod shard_main;
 mod signals;
@@ -117,11 +118,17 @@ pub fn run(config: Config) -> Result<(), BrokerError> {
         .map(|_| Arc::new(crate::hooks::EventRing::new(ring_batches)))
         .collect();
     let exporters = hook_setup::start_exporters(&config, &rings, &cpus)?;
+    let exporter_counters = exporters
+        .as_ref()
+        .map_or_else(Vec::new, |runtime| runtime.counters());
+    let mut exporter_log =
+        exporter_log::IntervalLog::new(&exporter_counters, config.events.stats_interval);
     let events = hook_setup::EventPlumbing {
         wanted: exporters
             .as_ref()
             .map_or(crate::hooks::EventKinds::NONE, |runtime| runtime.wanted()),
         rings,
+        exporters: exporter_counters,
     };
     let (status_tx, status_rx) = mpsc::channel();
     let capacity = config.tuning.cross_shard_queue_capacity.get();
@@ -169,6 +176,9 @@ pub fn run(config: Config) -> Result<(), BrokerError> {
         if running.load(Ordering::SeqCst) < shard_count {
             tracing::error!("a shard stopped on its own; shutting the others down");
             break;
+        }
+        if let Some(log) = &mut exporter_log {
+            log.log_if_due(Instant::now());
         }
     }
     shutdown.store(true, Ordering::SeqCst);

@@ -1,5 +1,6 @@
 //! One shard's life: its engine, its mesh tasks, a listener per configured listener with an
-//! accept loop, the once-a-second engine tick, and the orderly stop.
+//! accept loop, the once-a-second engine tick, the event flush and stats timers, and the
+//! orderly stop.
 //!
 //! Runs inside the shard's glommio executor, started by `broker::run` through `spawn_shards`.
 //! Everything here is shard-local (`Rc`, `RefCell`); the only things shared with other threads
@@ -88,6 +89,11 @@ pub(super) async fn run_shard(shard: ShardId, shared: ShardShared) {
         let interval = config.events.flush_interval;
         glommio::spawn_local(flush_events(Rc::clone(&engine), interval))
     });
+    let stats = config
+        .events
+        .stats_interval
+        .filter(|_| engine.borrow().has_stats())
+        .map(|interval| glommio::spawn_local(publish_stats(Rc::clone(&engine), interval)));
     let mut next_tick = Instant::now() + TICK_INTERVAL;
     while !shared.shutdown.load(Ordering::SeqCst) {
         glommio::timer::sleep(STOP_POLL).await;
@@ -98,6 +104,7 @@ pub(super) async fn run_shard(shard: ShardId, shared: ShardShared) {
         }
     }
     drop(accept_tasks);
+    drop(stats);
     engine.borrow_mut().shutdown();
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while live.get() > 0 && Instant::now() < deadline {
@@ -125,6 +132,14 @@ async fn flush_events(engine: Rc<RefCell<ShardEngine>>, interval: Duration) {
     }
 }
 
+/// Publishes the shard's `$SYS/` stats topics every `interval` (those whose numbers changed).
+async fn publish_stats(engine: Rc<RefCell<ShardEngine>>, interval: Duration) {
+    loop {
+        glommio::timer::sleep(interval).await;
+        engine.borrow_mut().publish_stats(Instant::now());
+    }
+}
+
 /// Counts the shard as running until its future ends, however it ends.
 struct RunningGuard(Arc<std::sync::atomic::AtomicUsize>);
 
@@ -144,6 +159,7 @@ fn new_engine(shard: ShardId, shared: &ShardShared, shards: usize) -> ShardEngin
         },
     };
     let (sink, system_topics) = shared.events.sink_for(shard.index(), config);
+    let stats = shared.events.stats_for(shard.index(), config, &sink);
     ShardEngine::new(
         shard.index(),
         limits,
@@ -154,6 +170,7 @@ fn new_engine(shard: ShardId, shared: &ShardShared, shards: usize) -> ShardEngin
     .with_node(config.events.node)
     .with_hooks(Rc::new(shared.hooks.chains()))
     .with_events(sink, system_topics)
+    .with_stats(stats)
 }
 
 /// A seed that differs per shard and per run: the clock, mixed with the shard index.

@@ -140,6 +140,15 @@ fn exporter_config(
     } else {
         raw.name.clone()
     };
+    // The name is one level of the exporter's stats topic ($SYS/brokers/<node>/exporters/<name>).
+    if name.contains(['/', '+', '#', '\0']) {
+        return Err(ConfigError::invalid(
+            key("name"),
+            format!(
+                "must not contain '/', '+', '#' or NUL (it names a topic level), got \"{name}\""
+            ),
+        ));
+    }
     let retry_max_elapsed = duration(
         &key("retry_max_elapsed_time"),
         raw.retry_max_elapsed_time.as_deref().unwrap_or("60s"),

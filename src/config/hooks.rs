@@ -69,6 +69,12 @@ pub(super) fn events(raw: &RawEvents) -> Result<EventsConfig, ConfigError> {
             .ok_or_else(|| ConfigError::invalid(key, format!("must be at least 1, got {value}")))
     };
     let flush_ms: u64 = ranged("events.flush_interval_ms", raw.flush_interval_ms, 1, 60_000)?;
+    let stats_ms: u64 = ranged(
+        "events.stats_interval_ms",
+        raw.stats_interval_ms,
+        0,
+        3_600_000,
+    )?;
     Ok(EventsConfig {
         node: ranged("events.node", raw.node, 0, i64::from(u32::MAX))?,
         instance: raw.instance.clone(),
@@ -78,6 +84,7 @@ pub(super) fn events(raw: &RawEvents) -> Result<EventsConfig, ConfigError> {
         worker_threads: nonzero("events.worker_threads", raw.worker_threads, 64)?,
         exporter_nice: ranged("events.exporter_nice", raw.exporter_nice, -20, 19)?,
         exporter_cpus: cpu_list("events.exporter_cpus", &raw.exporter_cpus)?,
+        stats_interval: (stats_ms > 0).then(|| Duration::from_millis(stats_ms)),
     })
 }
 

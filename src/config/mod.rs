@@ -88,6 +88,8 @@ pub struct EventsConfig {
     pub exporter_nice: i32,
     /// The CPUs of the exporter threads; empty: those no shard is pinned to.
     pub exporter_cpus: Vec<CpuId>,
+    /// How often the shards publish the `$SYS/` stats topics; `None` publishes none.
+    pub stats_interval: Option<Duration>,
 }
 
 /// One `[[listeners]]` entry.

@@ -507,6 +507,16 @@ pub(crate) const KEYS: &[KeyDoc] = &[
               with a high exporter_nice to let exporters use only what the shards leave idle.",
     },
     KeyDoc {
+        path: "events.stats_interval_ms",
+        kind: "integer, milliseconds",
+        allowed: "0 (off) to 3600000",
+        doc: "How often the shards publish the event and exporter counters as retained \
+              messages on $SYS/brokers/NODE/exporters/NAME and \
+              $SYS/brokers/NODE/shards/SHARD/events (NODE is events.node; a topic only when \
+              its numbers changed, see docs/exporters.md), and the broker logs exporters that \
+              dropped or failed events. 0: off.",
+    },
+    KeyDoc {
         path: "system_topics.enabled",
         kind: "boolean",
         allowed: "true or false",

@@ -214,6 +214,7 @@ pub(crate) struct RawEvents {
     pub worker_threads: i64,
     pub exporter_nice: i64,
     pub exporter_cpus: Vec<i64>,
+    pub stats_interval_ms: i64,
 }
 
 impl Default for RawEvents {
@@ -227,6 +228,7 @@ impl Default for RawEvents {
             worker_threads: 1,
             exporter_nice: 10,
             exporter_cpus: Vec::new(),
+            stats_interval_ms: 10_000,
         }
     }
 }

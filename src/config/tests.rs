@@ -489,3 +489,28 @@ fn exporter_keys_of_another_sink_type_and_unknown_events_are_named() {
     );
     assert!(text.contains("client_connected"), "{text}");
 }
+
+#[test]
+fn stats_interval_is_milliseconds_and_zero_turns_it_off() {
+    let config = Config::default();
+    assert_eq!(
+        config.events.stats_interval,
+        Some(Duration::from_millis(10_000))
+    );
+    let off = parse("[events]\nstats_interval_ms = 0").unwrap();
+    assert_eq!(off.events.stats_interval, None);
+    let fast = parse("[events]\nstats_interval_ms = 200").unwrap();
+    assert_eq!(fast.events.stats_interval, Some(Duration::from_millis(200)));
+    for bad in ["-1", "3600001"] {
+        let text = error_about(
+            &format!("[events]\nstats_interval_ms = {bad}"),
+            "events.stats_interval_ms",
+        );
+        assert!(text.contains("between 0 and 3600000"), "{text}");
+    }
+    let text = error_about(
+        "[[exporters]]\nname = \"a/b\"\ntype = \"jsonl\"\npath = \"x\"\n",
+        "exporters[0].name",
+    );
+    assert!(text.contains("topic level"), "{text}");
+}

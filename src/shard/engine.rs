@@ -38,6 +38,7 @@ use super::connection_handle::ConnectionHandle;
 use super::counters::ShardCounters;
 use super::notify::LocalNotify;
 use super::remote::{RemoteBatch, RemoteMessage, RetainStamp};
+use super::stats::ShardStats;
 use super::system_topics::{SystemTopics, BROKER_CLIENT_ID};
 
 mod cluster;
@@ -132,6 +133,8 @@ pub struct ShardEngine {
     system_topics: SystemTopics,
     /// System messages made during the current call, routed at its end.
     system_pending: Vec<Arc<Message>>,
+    /// The `$SYS/` stats topics this shard publishes (none unless installed).
+    stats: ShardStats,
     clock: WallClock,
     /// The broker's node id, in every client's identity.
     node: u32,
@@ -190,6 +193,7 @@ impl ShardEngine {
             wanted_events: EventKinds::NONE,
             system_topics: SystemTopics::disabled(),
             system_pending: Vec::new(),
+            stats: ShardStats::disabled(),
             clock: WallClock::start(),
             node: 0,
             broker_info: broker_info(0, shard_index),

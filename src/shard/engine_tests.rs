@@ -425,3 +425,6 @@ mod cluster;
 
 #[path = "engine_hooks_tests.rs"]
 mod hooks_and_events;
+
+#[path = "engine_stats_tests.rs"]
+mod stats;

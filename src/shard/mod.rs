@@ -10,6 +10,7 @@ mod mesh;
 mod notify;
 mod remote;
 mod shared_encoding;
+mod stats;
 mod system_topics;
 
 pub use connection_handle::ConnectionHandle;
@@ -19,4 +20,5 @@ pub use executors::{spawn_shards, ShardHandles, ShardStartError, SHARD_START_TIM
 pub use mesh::{start_mesh, MeshEndpoints, MeshTasks};
 pub use notify::{LocalNotify, Notified};
 pub use remote::{registry_shard, MovedSession, RemoteBatch, RemoteMessage, RetainStamp};
+pub use stats::{ShardStats, STATS_PREFIX};
 pub use system_topics::{SystemTopics, SystemTopicsConfig, BROKER_CLIENT_ID};

@@ -85,6 +85,11 @@ impl Broker {
         }
     }
 
+    /// The broker's process id (for /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// The broker's log lines so far.
     pub fn log(&self) -> Vec<String> {
         self.log.0.lock().unwrap().clone()
@@ -142,14 +147,21 @@ impl Broker {
     pub fn wait(mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + WAIT;
+        // Counted in polls, not read from the clock: a machine that stalls (a paused VM, an
+        // overloaded host) must not fail the first look after the stall.
+        let mut polls_left = WAIT.as_millis() / 20;
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
             }
-            if Instant::now() > deadline {
+            polls_left -= 1;
+            if polls_left == 0 {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("the broker did not exit within {WAIT:?}");
+                panic!(
+                    "the broker did not exit within {WAIT:?}; its log:\n{}",
+                    self.log().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };

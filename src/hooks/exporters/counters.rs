@@ -29,8 +29,9 @@ pub struct ExporterCounters {
     pub(super) lag_ms: AtomicU64,
 }
 
-/// The counters of one exporter at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The counters of one exporter at one moment (serialized as a JSON object of these numbers
+/// on the exporter's `$SYS/` stats topic).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CountersSnapshot {
     /// Events accepted into the queue.
     pub queued: u64,
@@ -76,6 +77,26 @@ impl ExporterCounters {
             queue_len: read(&self.queue_len),
             lag_ms: read(&self.lag_ms),
         }
+    }
+
+    /// Sets every counter to `values` (tests of what reads them).
+    #[cfg(test)]
+    pub(crate) fn store(&self, values: CountersSnapshot) {
+        let set = |counter: &AtomicU64, value: u64| counter.store(value, Ordering::Relaxed);
+        set(&self.queued, values.queued);
+        set(&self.sent, values.sent);
+        set(&self.batches_sent, values.batches_sent);
+        set(&self.retried, values.retried);
+        set(&self.failed, values.failed);
+        set(&self.dropped_queue_full, values.dropped_queue_full);
+        set(
+            &self.dropped_retries_exhausted,
+            values.dropped_retries_exhausted,
+        );
+        set(&self.dropped_rejected, values.dropped_rejected);
+        set(&self.dropped_at_shutdown, values.dropped_at_shutdown);
+        set(&self.queue_len, values.queue_len);
+        set(&self.lag_ms, values.lag_ms);
     }
 
     /// Adds `amount` to `counter` (a helper so call sites read as what they count).

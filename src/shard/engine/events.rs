@@ -15,7 +15,7 @@ use crate::hooks::{
 };
 use crate::protocol::{ClientId, Connect, PacketId, QoS, ReasonCode, TopicFilter};
 
-use super::super::ConnectionHandle;
+use super::super::{ConnectionHandle, ShardStats};
 use crate::session::{Close, DropReason, Message};
 
 use super::{SessionKey, ShardEngine};
@@ -40,6 +40,15 @@ impl ShardEngine {
             return false;
         }
         self.system_topics.wanted().contains(kind) || !self.events.shed(kind)
+    }
+
+    /// [`Self::builds_event`] for a message event; the broker's own stats messages record
+    /// nothing (see `stats`), checked first so that they are not counted as shed either.
+    #[inline]
+    pub(super) fn builds_message_event(&mut self, kind: EventKind, message: &Message) -> bool {
+        self.wants_event(kind)
+            && !super::super::stats::is_broker_stats(message)
+            && self.builds_event(kind)
     }
 
     /// Records an event about `client` now.
@@ -94,7 +103,7 @@ impl ShardEngine {
         message: &Arc<Message>,
         dropped: Option<DropReason>,
     ) {
-        if self.builds_event(kind) {
+        if self.builds_message_event(kind, message) {
             let from = self.publisher_of(message);
             let delivery = (message.qos, None, false);
             self.record_message(now, kind, from, message, delivery, dropped);
@@ -113,7 +122,7 @@ impl ShardEngine {
         delivery: (QoS, Option<PacketId>, bool),
         dropped: Option<DropReason>,
     ) {
-        if !self.builds_event(kind) {
+        if !self.builds_message_event(kind, message) {
             return;
         }
         let publisher = self.publisher_of(message);
@@ -141,7 +150,7 @@ impl ShardEngine {
         delivery: (QoS, Option<PacketId>, bool),
         dropped: Option<DropReason>,
     ) {
-        if !self.builds_event(kind) {
+        if !self.builds_message_event(kind, message) {
             return;
         }
         if let Some(client) = self.client_info(key) {
@@ -235,6 +244,31 @@ impl ShardEngine {
         self.events = events;
         self.system_topics = system_topics;
         self
+    }
+
+    /// Installs the `$SYS/` stats topics this shard publishes.
+    pub fn with_stats(mut self, stats: ShardStats) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// Whether [`Self::publish_stats`] has anything to do (otherwise the shard runs no timer
+    /// for it).
+    pub fn has_stats(&self) -> bool {
+        !self.stats.is_empty()
+    }
+
+    /// Publishes, retained and as the broker, every stats topic whose numbers changed since
+    /// the last call (the shard calls this every `events.stats_interval_ms`).
+    pub fn publish_stats(&mut self, now: Instant) {
+        let mut messages = Vec::new();
+        let origin = self.broker_info.client_id.clone();
+        self.stats
+            .changed_messages(self.events.counters(), &origin, &mut messages);
+        for message in messages {
+            self.route(now, None, Arc::new(message));
+        }
+        self.publish_system_messages(now);
     }
 
     /// Installs the decision hooks.

@@ -17,6 +17,7 @@
 #                overflow = "drop_newest" (so overload is shed at the shard, counted);
 #                redis-server on CPU 0 at nice 19, standing in for a Redis on another machine.
 #   redis-down   the defaults with no Redis listening: a dead sink (retries, queue overflow).
+#   redis-oldest the defaults but overflow = "drop_oldest" (not run unless MODES names it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,13 +64,14 @@ queue_capacity = 1000000"
 printf '%s\n%s\n' "$base" "$exporter" >"$WORK/redis.toml"
 # The same, aimed at a port nothing listens on (REDIS_PORT + 1).
 printf '%s\n%s\n' "$base" "${exporter/$REDIS_PORT/$((REDIS_PORT + 1))}" >"$WORK/redis-down.toml"
+printf '%s\n%s\noverflow = "drop_oldest"\n' "$base" "$exporter" >"$WORK/redis-oldest.toml"
 printf '%s\n[events]\nexporter_cpus = [0]\nexporter_nice = 19\n%s\noverflow = "drop_newest"\n' \
   "$base" "$exporter" >"$WORK/redis-spare.toml"
 
 for round in $(seq "$REPEAT"); do
   for mode in $MODES; do
     case "$mode" in
-      redis) start_redis "$HARNESS_CPU" 0 ;;
+      redis | redis-oldest) start_redis "$HARNESS_CPU" 0 ;;
       redis-spare) start_redis 0 19 ;;
     esac
     target/release/starling --config "$WORK/$mode.toml" 2>"$OUT/$mode-$round.log" &

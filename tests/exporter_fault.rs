@@ -528,12 +528,13 @@ async fn fault_scenario(overflow: Overflow) {
         at_stop.sent,
         "nothing can be sent while Redis is down"
     );
+    let warning = match overflow {
+        Overflow::DropOldest => "exporter dropped or failed events",
+        Overflow::DropNewest => "the shards shed events",
+    };
     wait_for!(
-        "the interval's warning about the exporter's drops",
-        broker
-            .log()
-            .iter()
-            .any(|line| line.contains("exporter dropped or failed events")),
+        "the interval's warning about the lost events",
+        broker.log().iter().any(|line| line.contains(warning)),
         broker.log().join("\n")
     );
     sampler.abort();

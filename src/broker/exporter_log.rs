@@ -1,7 +1,8 @@
 //! The exporters' counters in the log while the broker runs: every `events.stats_interval_ms`,
 //! one `warn!` line per exporter that dropped or failed events since the previous interval
-//! (with the differences), a `debug!` line for each other one. The shutdown line stays in
-//! `hook_setup`.
+//! (with the differences), a `debug!` line for each other one, and one `warn!` line when the
+//! shards shed events because their rings were full (how `drop_newest` exporters lose events
+//! under overload). The shutdown line stays in `hook_setup`.
 //!
 //! Runs on `main`'s supervision thread, which wakes every 200 ms anyway: no shard ever waits on
 //! a log write for this, and an interval shorter than that wake-up is logged at the wake-up.
@@ -10,11 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::hooks::exporters::{CountersSnapshot, ExporterCounters};
+use crate::hooks::EventRing;
 
-/// The exporters watched, and when to look next.
+/// The exporters and rings watched, and when to look next.
 #[derive(Debug)]
 pub(super) struct IntervalLog {
     exporters: Vec<Watched>,
+    rings: Vec<Arc<EventRing>>,
+    /// The shards' shed events, all rings together, at the last look.
+    shed: u64,
     interval: Duration,
     next: Instant,
 }
@@ -31,6 +36,7 @@ impl IntervalLog {
     /// interval is off.
     pub fn new(
         exporters: &[(String, Arc<ExporterCounters>)],
+        rings: &[Arc<EventRing>],
         interval: Option<Duration>,
     ) -> Option<Self> {
         let interval = interval?;
@@ -47,6 +53,8 @@ impl IntervalLog {
             .collect();
         Some(Self {
             exporters,
+            rings: rings.to_vec(),
+            shed: shed_total(rings),
             interval,
             next: Instant::now() + interval,
         })
@@ -58,6 +66,18 @@ impl IntervalLog {
             return;
         }
         self.next = now + self.interval;
+        let shed = shed_total(&self.rings);
+        let grew = shed.saturating_sub(self.shed);
+        self.shed = shed;
+        if grew > 0 {
+            tracing::warn!(
+                shed = grew,
+                shed_total = shed,
+                "the shards shed events in the last interval: the exporters are behind and \
+                 their event rings were full (per kind: dropped_ring_full on \
+                 $SYS/brokers/<node>/shards/<shard>/events)"
+            );
+        }
         for exporter in &mut self.exporters {
             let current = exporter.counters.snapshot();
             let delta = Delta::between(&exporter.last, &current);
@@ -87,6 +107,11 @@ impl IntervalLog {
             }
         }
     }
+}
+
+/// Events shed by every shard so far.
+fn shed_total(rings: &[Arc<EventRing>]) -> u64 {
+    rings.iter().map(|ring| ring.dropped_total()).sum()
 }
 
 /// What an exporter's counters grew by over one interval.
@@ -166,9 +191,9 @@ mod tests {
     #[test]
     fn nothing_is_watched_without_exporters_or_interval() {
         let exporters = vec![("redis".to_owned(), Arc::default())];
-        assert!(IntervalLog::new(&[], Some(Duration::from_secs(1))).is_none());
-        assert!(IntervalLog::new(&exporters, None).is_none());
-        let mut log = IntervalLog::new(&exporters, Some(Duration::from_secs(1)))
+        assert!(IntervalLog::new(&[], &[], Some(Duration::from_secs(1))).is_none());
+        assert!(IntervalLog::new(&exporters, &[], None).is_none());
+        let mut log = IntervalLog::new(&exporters, &[], Some(Duration::from_secs(1)))
             .unwrap_or_else(|| panic!("an exporter and an interval are watched"));
         let due = log.next;
         log.log_if_due(due - Duration::from_millis(1));

@@ -122,7 +122,7 @@ pub fn run(config: Config) -> Result<(), BrokerError> {
         .as_ref()
         .map_or_else(Vec::new, |runtime| runtime.counters());
     let mut exporter_log =
-        exporter_log::IntervalLog::new(&exporter_counters, config.events.stats_interval);
+        exporter_log::IntervalLog::new(&exporter_counters, &rings, config.events.stats_interval);
     let events = hook_setup::EventPlumbing {
         wanted: exporters
             .as_ref()

@@ -18,6 +18,7 @@
 //! details too). The shard flushes on a short timer, so shedding ends within one flush
 //! interval of the exporters catching up.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -29,6 +30,9 @@ use super::event::{ClientInfo, Event, EventDetail, EventKind, EventKinds, EVENT_
 pub struct EventRing {
     batches: ArrayQueue<Vec<Event>>,
     spare: ArrayQueue<Vec<Event>>,
+    /// The shard's running total of events dropped because this ring was full, as of its last
+    /// flush: one writer (the shard), read by the broker's interval log.
+    dropped_total: AtomicU64,
 }
 
 impl EventRing {
@@ -38,6 +42,7 @@ impl EventRing {
         Self {
             batches: ArrayQueue::new(batches),
             spare: ArrayQueue::new(batches),
+            dropped_total: AtomicU64::new(0),
         }
     }
 
@@ -50,6 +55,11 @@ impl EventRing {
     pub fn recycle(&self, mut batch: Vec<Event>) {
         batch.clear();
         let _ = self.spare.push(batch);
+    }
+
+    /// Events the shard dropped (shed) because this ring was full, as of its last flush.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total.load(Ordering::Relaxed)
     }
 
     /// Whether no further batch fits.
@@ -87,6 +97,8 @@ pub struct EventSink {
     counters: EventCounters,
     /// Set when a batch did not fit the ring; cleared by the first flush that finds room.
     shedding: bool,
+    /// Every event dropped because the ring was full, all kinds together.
+    dropped_total: u64,
 }
 
 impl EventSink {
@@ -99,6 +111,7 @@ impl EventSink {
             ring: None,
             counters: EventCounters::default(),
             shedding: false,
+            dropped_total: 0,
         }
     }
 
@@ -112,6 +125,7 @@ impl EventSink {
             ring: Some(ring),
             counters: EventCounters::default(),
             shedding: false,
+            dropped_total: 0,
         }
     }
 
@@ -136,6 +150,7 @@ impl EventSink {
         if self.wanted.contains(kind) {
             self.counters.recorded[kind.index()] += 1;
             self.counters.dropped_ring_full[kind.index()] += 1;
+            self.dropped_total += 1;
         }
         true
     }
@@ -197,6 +212,9 @@ impl EventSink {
         if self.shedding && !ring.is_full() {
             self.shedding = false;
         }
+        // Published here, where the shard passes on its short timer anyway: one relaxed store.
+        ring.dropped_total
+            .store(self.dropped_total, Ordering::Relaxed);
         if self.batch.is_empty() {
             return;
         }
@@ -207,6 +225,7 @@ impl EventSink {
         let batch = std::mem::replace(&mut self.batch, next);
         if let Err(mut rejected) = ring.batches.push(batch) {
             self.shedding = true;
+            self.dropped_total += rejected.len() as u64;
             for event in &rejected {
                 self.counters.dropped_ring_full[event.kind.index()] += 1;
             }
@@ -342,6 +361,11 @@ mod tests {
         );
         sink.flush();
         assert!(sink.is_shedding(), "still full: still shedding");
+        assert_eq!(
+            ring.dropped_total(),
+            3 + 2,
+            "published for the broker's log"
+        );
         // Once drained, the next flush ends shedding and the ring takes batches again.
         assert_eq!(ring.pop().unwrap()[0].at_ns, 1);
         sink.flush();

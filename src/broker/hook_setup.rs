@@ -62,11 +62,14 @@ impl HookSources {
     pub fn chains(&self) -> DecisionHooks {
         let mut hooks = DecisionHooks::default();
         if let Some(credentials) = &self.credentials {
-            let credentials = match credentials.lock() {
+            let credentials = std::rc::Rc::new(match credentials.lock() {
                 Ok(credentials) => credentials.clone(),
                 Err(poisoned) => poisoned.into_inner().clone(),
-            };
-            hooks.register.push(Box::new(credentials));
+            });
+            hooks
+                .register
+                .push(Box::new(std::rc::Rc::clone(&credentials)));
+            hooks.credentials = Some(credentials);
         }
         if let Some(table) = &self.topic_table {
             hooks.publish.push(Box::new(table.clone()));

@@ -270,6 +270,10 @@ pub struct DecisionHooks {
     pub publish: HookChain<dyn AuthOnPublish>,
     /// `on_deliver`.
     pub deliver: HookChain<dyn OnDeliver>,
+    /// The built-in credentials hook, also in `register`: connections ask it which first
+    /// logins need a slow hash and run those off the shard before the CONNECT reaches the
+    /// chain.
+    pub credentials: Option<std::rc::Rc<crate::hooks::builtin::Credentials>>,
 }
 
 impl DecisionHooks {

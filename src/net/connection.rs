@@ -77,6 +77,16 @@ pub async fn serve_connection(
             return;
         }
     };
+    let pending = engine.borrow().pending_verification(&connect);
+    if let Some(pending) = pending {
+        // A first login's argon2/bcrypt check takes milliseconds: run it on glommio's blocking
+        // pool, off the shard, and hand the answer over before the CONNECT (no other CONNECT
+        // runs between this and `connect` below: nothing awaits there).
+        let verified = glommio::executor()
+            .spawn_blocking(move || pending.run())
+            .await;
+        engine.borrow().remember_verification(verified);
+    }
     let version = connect.protocol;
     let handle =
         Rc::new(ConnectionHandle::new(version, settings.outbound_budget_bytes).with_peer(peer));

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use glommio::{
     BuilderErrorKind, ExecutorJoinHandle, GlommioError, LocalExecutorBuilder, Placement,
-    ReactorErrorKind,
+    PoolPlacement, ReactorErrorKind,
 };
 
 use crate::config::{available_cpus, CpuId, TuningConfig};
@@ -351,6 +351,9 @@ fn check_cpus(cpus: &[CpuId]) -> Result<Vec<ShardId>, ShardStartError> {
 fn executor_builder(id: ShardId, cpu: CpuId, tuning: &TuningConfig) -> LocalExecutorBuilder {
     let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu.get()))
         .name(&format!("shard-{}", id.index()))
+        // The blocking pool (argon2 and bcrypt checks of first logins) runs on any CPU, not
+        // the shard's: glommio would pin it beside the shard, which only moves the stall.
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
         // Validation keeps the depth a power of two of at least 8; glommio panics on 0, which
         // only a hand-built `TuningConfig` could hold: it gets depth 1 instead.
         .ring_depth(tuning.ring_depth.max(1))

@@ -14,11 +14,17 @@
 //! `Next`: this hook only speaks for clients that claim an identity, so an anonymous client is
 //! left to the next hook or, if none decides, to the chain's default deny.
 //!
-//! Cost: argon2 and bcrypt take milliseconds on purpose, and this runs on the shard thread.
-//! Successful verifications are remembered in a bounded cache (10,000 entries, oldest
-//! forgotten first) so a reconnecting client does not pay again. Unknown users are refused without a hash run:
-//! equalizing their timing would spend shard time on every bad CONNECT, and user names are
-//! not treated as secrets here.
+//! Cost: argon2 and bcrypt take milliseconds on purpose (about 25 ms for `starling passwd`'s
+//! parameters), far too long for a shard thread: a storm of first logins after a restart
+//! would stall every client of the shard. So the connection, before it hands the CONNECT to
+//! the shard's engine, asks [`Credentials::pending_verification`] whether a slow hash must
+//! run, runs it on glommio's blocking pool ([`PendingVerification::run`], on another thread)
+//! and hands the answer back ([`Credentials::remember`]); the hook itself then decides from
+//! the cache and never hashes on the shard in the broker. Successful verifications are
+//! remembered in a bounded cache (10,000 entries, oldest forgotten first) so a reconnecting
+//! client does not pay again; a refusal is kept only for the CONNECT that asked. Unknown
+//! users are refused without a hash run: equalizing their timing would spend CPU on every bad
+//! CONNECT, and user names are not treated as secrets here.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -83,6 +89,9 @@ pub fn hash_password(password: &str) -> Result<String, BuiltinError> {
 pub struct Credentials {
     store: Arc<Store>,
     verified: RefCell<VerifiedCache>,
+    /// The key of the credentials an off-shard verification just refused, for the CONNECT that
+    /// asked (it reaches the hook right after, with no other CONNECT in between).
+    refused: std::cell::Cell<Option<[u8; 32]>>,
     /// How many argon2/bcrypt verifications ran, so tests can see the cache work.
     #[cfg(test)]
     slow_verifications: std::cell::Cell<usize>,
@@ -180,9 +189,56 @@ impl Credentials {
         Self {
             store: Arc::new(store),
             verified: RefCell::default(),
+            refused: std::cell::Cell::new(None),
             #[cfg(test)]
             slow_verifications: std::cell::Cell::new(0),
         }
+    }
+
+    /// The slow hash the login `username`/`password` needs before this hook can answer it
+    /// from memory, if any: `None` when there is nothing to run (no such user, a cached login,
+    /// a SHA-256 token, no slow tokens, or a CONNECT this hook leaves to others).
+    pub fn pending_verification(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Option<PendingVerification> {
+        let (username, password) = (username?, password?);
+        let token = self.store.token_username.as_deref() == Some(username);
+        if token {
+            let digest: [u8; 32] = Sha256::digest(password).into();
+            if self.store.fast_tokens.contains_key(&digest) || self.store.slow_tokens.is_empty() {
+                return None;
+            }
+        } else if !self.store.users.contains_key(username) {
+            return None;
+        }
+        let key = cache_key(username, password);
+        if self.verified.borrow().get(&key).is_some() {
+            return None;
+        }
+        Some(PendingVerification {
+            store: Arc::clone(&self.store),
+            key,
+            username: username.to_owned(),
+            secret: password.to_vec(),
+            token,
+        })
+    }
+
+    /// Takes in what a [`PendingVerification`] found: a success joins the cache, a refusal is
+    /// kept for the next check of the same credentials only.
+    pub fn remember(&self, verified: Verified) {
+        match verified.grant {
+            Some(grant) => self.verified.borrow_mut().insert(verified.key, grant),
+            None => self.refused.set(Some(verified.key)),
+        }
+    }
+
+    /// Whether an off-shard verification has just refused the credentials of `key` (consumed).
+    fn just_refused(&self, key: &[u8; 32]) -> bool {
+        let refused = self.refused.take();
+        refused.as_ref() == Some(key)
     }
 
     /// Checks `password` for `username` against `hash`, through the cache.
@@ -190,6 +246,9 @@ impl Credentials {
         let key = cache_key(username, password);
         if self.verified.borrow().get(&key).is_some() {
             return true;
+        }
+        if self.just_refused(&key) {
+            return false;
         }
         if !self.slow_verify(hash, password) {
             return false;
@@ -211,6 +270,9 @@ impl Credentials {
         if let Some(Some(identity)) = self.verified.borrow().get(&key) {
             return Some(identity.clone());
         }
+        if self.just_refused(&key) {
+            return None;
+        }
         let identity = self
             .store
             .slow_tokens
@@ -231,12 +293,63 @@ impl Credentials {
     }
 }
 
+/// A slow password or token check to run off the shard; `Send`, holding the loaded files.
+pub struct PendingVerification {
+    store: Arc<Store>,
+    key: [u8; 32],
+    username: String,
+    secret: Vec<u8>,
+    token: bool,
+}
+
+/// What a [`PendingVerification`] found, for [`Credentials::remember`].
+#[derive(Debug)]
+pub struct Verified {
+    key: [u8; 32],
+    /// `None`: refused. Otherwise accepted, with the identity a token stands for.
+    grant: Option<Option<MqttString>>,
+}
+
+impl PendingVerification {
+    /// Runs the hash (milliseconds: call it on a blocking pool, not on a shard).
+    pub fn run(self) -> Verified {
+        let grant = if self.token {
+            self.store
+                .slow_tokens
+                .iter()
+                .find(|(hash, _)| hash.verify(&self.secret))
+                .map(|(_, identity)| Some(identity.clone()))
+        } else {
+            self.store
+                .users
+                .get(&self.username)
+                .filter(|hash| hash.verify(&self.secret))
+                .map(|_| None)
+        };
+        Verified {
+            key: self.key,
+            grant,
+        }
+    }
+}
+
+impl std::fmt::Debug for PendingVerification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("PendingVerification")
+            .field("username", &self.username)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Clone for Credentials {
     /// Shares the loaded files; the copy starts with an empty cache of its own.
     fn clone(&self) -> Self {
         Self {
             store: Arc::clone(&self.store),
             verified: RefCell::default(),
+            refused: std::cell::Cell::new(None),
             #[cfg(test)]
             slow_verifications: std::cell::Cell::new(0),
         }
@@ -282,6 +395,16 @@ impl AuthOnRegister for Credentials {
             Some(hash) if self.password_matches(username, password, hash) => Verdict::Allow,
             _ => Verdict::Deny(bad_credentials(BAD_CREDENTIALS)),
         }
+    }
+}
+
+/// The shard keeps its `Credentials` shared between the register chain and the connections
+/// that verify first logins off the shard ([`DecisionHooks::credentials`]).
+///
+/// [`DecisionHooks::credentials`]: crate::hooks::DecisionHooks::credentials
+impl AuthOnRegister for std::rc::Rc<Credentials> {
+    fn auth_on_register(&self, request: &RegisterRequest<'_>) -> Verdict<RegisterChanges> {
+        Credentials::auth_on_register(self, request)
     }
 }
 
@@ -584,6 +707,57 @@ mod tests {
             )),
             ReasonCode::BAD_USER_NAME_OR_PASSWORD
         );
+    }
+
+    #[test]
+    fn first_logins_are_verified_off_the_shard_and_the_hook_never_hashes() {
+        let credentials = fixture();
+        let pending = |user: &str, secret: &str| {
+            credentials.pending_verification(Some(user), Some(secret.as_bytes()))
+        };
+        // Nothing to run: no user name, no such user, a SHA-256 token.
+        assert!(credentials
+            .pending_verification(None, Some(b"x".as_slice()))
+            .is_none());
+        assert!(pending("mallory", "x").is_none());
+        assert!(pending("authorization", "tok-sha256-0123456789abcdef").is_none());
+        // A right password: verified elsewhere (here another thread), then allowed from the
+        // cache, with no hash run by the hook; and nothing left to run after that.
+        let job = pending("alice", "alice-secret")
+            .unwrap_or_else(|| panic!("a first login needs a hash"));
+        let verified = std::thread::spawn(move || job.run()).join().unwrap();
+        credentials.remember(verified);
+        assert_eq!(
+            connect(&credentials, Some("alice"), Some("alice-secret")),
+            Verdict::Allow
+        );
+        assert!(pending("alice", "alice-secret").is_none());
+        // A wrong password: refused from the answer, once.
+        let job = pending("alice", "guess")
+            .unwrap_or_else(|| panic!("an unverified password needs a hash"));
+        credentials.remember(job.run());
+        assert!(matches!(
+            connect(&credentials, Some("alice"), Some("guess")),
+            Verdict::Deny(_)
+        ));
+        // A slow token: its identity comes back with the answer.
+        let token = "tok-argon2-fedcba9876543210";
+        credentials.remember(pending("authorization", token).unwrap().run());
+        assert_eq!(
+            connect(&credentials, Some("authorization"), Some(token)),
+            identity("dashboard")
+        );
+        assert_eq!(
+            credentials.slow_verifications.get(),
+            0,
+            "the hook itself ran no hash"
+        );
+        // The refusal was for that CONNECT only: the same wrong password is checked again.
+        assert!(matches!(
+            connect(&credentials, Some("alice"), Some("guess")),
+            Verdict::Deny(_)
+        ));
+        assert_eq!(credentials.slow_verifications.get(), 1);
     }
 
     #[test]

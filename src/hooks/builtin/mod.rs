@@ -32,7 +32,10 @@ pub mod payload_schema;
 pub mod topic_pattern;
 pub mod topic_table;
 
-pub use credentials::{hash_password, Credentials, CredentialsConfig, DEFAULT_TOKEN_USERNAME};
+pub use credentials::{
+    hash_password, Credentials, CredentialsConfig, PendingVerification, Verified,
+    DEFAULT_TOKEN_USERNAME,
+};
 pub use payload_schema::{PayloadSchema, Rejection, REJECTED_SUFFIX};
 pub use topic_pattern::TopicPattern;
 pub use topic_table::{TopicRule, TopicRuleConfig, TopicTable, UnknownTopicPolicy};

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::hooks::builtin::{PendingVerification, Verified};
 use crate::hooks::{
     ClientInfo, DisconnectReason, EventCounters, EventDetail, EventKind, EventKinds, EventSink,
     MessageFacts,
@@ -269,6 +270,22 @@ impl ShardEngine {
             self.route(now, None, Arc::new(message));
         }
         self.publish_system_messages(now);
+    }
+
+    /// The slow password or token hash `connect`'s login needs, if any: the connection runs it
+    /// off the shard and hands the answer to [`Self::remember_verification`] before the
+    /// CONNECT, so the shard never hashes.
+    pub fn pending_verification(&self, connect: &Connect) -> Option<PendingVerification> {
+        let credentials = self.hooks.credentials.as_ref()?;
+        let username = connect.username.as_ref().map(|name| name.as_str());
+        credentials.pending_verification(username, connect.password.as_deref())
+    }
+
+    /// Takes in the answer of a [`PendingVerification`].
+    pub fn remember_verification(&self, verified: Verified) {
+        if let Some(credentials) = &self.hooks.credentials {
+            credentials.remember(verified);
+        }
     }
 
     /// Installs the decision hooks.

@@ -130,7 +130,8 @@ pub(super) fn start_exporters(
         nice: config.events.exporter_nice,
         cpus: exporter_cpus(&config.events.exporter_cpus, shard_cpus)?,
     };
-    tracing::info!(nice = placement.nice, cpus = ?placement.cpus, "exporter threads placed");
+    let cpus = CpuId::list(&placement.cpus);
+    tracing::info!(nice = placement.nice, %cpus, "exporter threads placed");
     let options = RuntimeOptions {
         worker_threads: config.events.worker_threads.get(),
         placement,
@@ -151,7 +152,7 @@ pub(super) fn start_exporters(
 fn exporter_cpus(
     configured: &[CpuId],
     shard_cpus: &[CpuId],
-) -> Result<Vec<usize>, ExporterSetupError> {
+) -> Result<Vec<CpuId>, ExporterSetupError> {
     // Without a mask to read, nothing can be checked or chosen: the threads are not pinned
     // (the nice value still applies).
     let Ok(available) = available_cpus() else {
@@ -167,11 +168,9 @@ fn exporter_cpus(
         });
     }
     if !configured.is_empty() {
-        return Ok(configured.iter().map(|cpu| cpu.get()).collect());
+        return Ok(configured.to_vec());
     }
-    let available: Vec<usize> = available.iter().map(|cpu| cpu.get()).collect();
-    let shard_cpus: Vec<usize> = shard_cpus.iter().map(|cpu| cpu.get()).collect();
-    Ok(cpus_left_by_shards(&available, &shard_cpus))
+    Ok(cpus_left_by_shards(&available, shard_cpus))
 }
 
 /// An exporter that cannot start.

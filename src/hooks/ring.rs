@@ -97,8 +97,6 @@ pub struct EventSink {
     counters: EventCounters,
     /// Set when a batch did not fit the ring; cleared by the first flush that finds room.
     shedding: bool,
-    /// Every event dropped because the ring was full, all kinds together.
-    dropped_total: u64,
 }
 
 impl EventSink {
@@ -111,7 +109,6 @@ impl EventSink {
             ring: None,
             counters: EventCounters::default(),
             shedding: false,
-            dropped_total: 0,
         }
     }
 
@@ -125,7 +122,6 @@ impl EventSink {
             ring: Some(ring),
             counters: EventCounters::default(),
             shedding: false,
-            dropped_total: 0,
         }
     }
 
@@ -150,7 +146,6 @@ impl EventSink {
         if self.wanted.contains(kind) {
             self.counters.recorded[kind.index()] += 1;
             self.counters.dropped_ring_full[kind.index()] += 1;
-            self.dropped_total += 1;
         }
         true
     }
@@ -213,8 +208,8 @@ impl EventSink {
             self.shedding = false;
         }
         // Published here, where the shard passes on its short timer anyway: one relaxed store.
-        ring.dropped_total
-            .store(self.dropped_total, Ordering::Relaxed);
+        let dropped: u64 = self.counters.dropped_ring_full.iter().sum();
+        ring.dropped_total.store(dropped, Ordering::Relaxed);
         if self.batch.is_empty() {
             return;
         }
@@ -225,7 +220,6 @@ impl EventSink {
         let batch = std::mem::replace(&mut self.batch, next);
         if let Err(mut rejected) = ring.batches.push(batch) {
             self.shedding = true;
-            self.dropped_total += rejected.len() as u64;
             for event in &rejected {
                 self.counters.dropped_ring_full[event.kind.index()] += 1;
             }

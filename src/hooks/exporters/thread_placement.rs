@@ -10,13 +10,15 @@
 //! shard at all (and from cooling its caches); when the shards use every CPU there is nowhere
 //! else to go and they are not pinned.
 
+use crate::config::CpuId;
+
 /// How an exporter thread is placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadPlacement {
     /// Its nice value.
     pub nice: i32,
     /// The CPUs it may run on; empty leaves the process's mask.
-    pub cpus: Vec<usize>,
+    pub cpus: Vec<CpuId>,
 }
 
 impl Default for ThreadPlacement {
@@ -36,7 +38,8 @@ impl ThreadPlacement {
         set_current_thread_nice(self.nice);
         if !self.cpus.is_empty() {
             if let Err(error) = pin_current_thread(&self.cpus) {
-                tracing::warn!(cpus = ?self.cpus, %error,
+                let cpus = CpuId::list(&self.cpus);
+                tracing::warn!(%cpus, %error,
                     "cannot pin the exporter thread; it runs on any CPU of the process");
             }
         }
@@ -45,7 +48,7 @@ impl ThreadPlacement {
 
 /// The CPUs of `available` that no shard is pinned to: where exporter threads should run.
 /// Empty when the shards have them all.
-pub fn cpus_left_by_shards(available: &[usize], shard_cpus: &[usize]) -> Vec<usize> {
+pub fn cpus_left_by_shards(available: &[CpuId], shard_cpus: &[CpuId]) -> Vec<CpuId> {
     available
         .iter()
         .copied()
@@ -54,15 +57,12 @@ pub fn cpus_left_by_shards(available: &[usize], shard_cpus: &[usize]) -> Vec<usi
 }
 
 /// Restricts the calling thread to `cpus`.
-pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
+pub fn pin_current_thread(cpus: &[CpuId]) -> std::io::Result<()> {
     // SAFETY: `cpu_set_t` is a plain bit array, for which all zeroes is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &cpu in cpus {
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(std::io::Error::other(format!("CPU {cpu} is out of range")));
-        }
-        // SAFETY: `cpu` is below CPU_SETSIZE, the number of bits in `set`.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
+    for cpu in cpus {
+        // SAFETY: a `CpuId` is below CPU_SETSIZE, the number of bits in `set`.
+        unsafe { libc::CPU_SET(cpu.get(), &mut set) };
     }
     // SAFETY: pid 0 is the calling thread; the size and pointer describe `set`.
     let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
@@ -70,22 +70,6 @@ pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// The CPUs the calling thread may run on.
-pub fn current_thread_cpus() -> std::io::Result<Vec<usize>> {
-    // SAFETY: as in `pin_current_thread`.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pid 0 is the calling thread; the size and pointer describe `set`.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `cpu` is below CPU_SETSIZE, the number of bits in `set`.
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect())
 }
 
 /// Sets the calling thread's nice value. Raising priority (a value below the process's)
@@ -129,14 +113,23 @@ mod tests {
 
     use super::*;
 
+    fn cpus(ids: &[usize]) -> Vec<CpuId> {
+        ids.iter().map(|&id| CpuId::new(id).unwrap()).collect()
+    }
+
     #[test]
     fn exporters_go_where_no_shard_is_and_nowhere_when_shards_have_every_cpu() {
-        assert_eq!(cpus_left_by_shards(&[0, 1, 2, 3], &[0, 2]), [1, 3]);
-        assert!(cpus_left_by_shards(&[0, 1], &[0, 1]).is_empty());
+        assert_eq!(
+            cpus_left_by_shards(&cpus(&[0, 1, 2, 3]), &cpus(&[0, 2])),
+            cpus(&[1, 3])
+        );
+        assert!(cpus_left_by_shards(&cpus(&[0, 1]), &cpus(&[0, 1])).is_empty());
     }
 
     #[test]
     fn a_thread_pins_itself_and_no_other() {
+        // `available_cpus` reads the calling thread's mask.
+        let current_thread_cpus = crate::config::available_cpus;
         let before = current_thread_cpus().unwrap();
         let first = before[0];
         let inside = std::thread::spawn(move || {

@@ -36,7 +36,7 @@ impl ShardEngine {
     /// shed because only the exporters want it and their ring is full (the sink counts a shed
     /// event as recorded and dropped).
     #[inline]
-    pub(super) fn builds_event(&mut self, kind: EventKind) -> bool {
+    fn builds_event(&mut self, kind: EventKind) -> bool {
         if !self.wants_event(kind) {
             return false;
         }
@@ -46,7 +46,7 @@ impl ShardEngine {
     /// [`Self::builds_event`] for a message event; the broker's own stats messages record
     /// nothing (see `stats`), checked first so that they are not counted as shed either.
     #[inline]
-    pub(super) fn builds_message_event(&mut self, kind: EventKind, message: &Message) -> bool {
+    fn builds_message_event(&mut self, kind: EventKind, message: &Message) -> bool {
         self.wants_event(kind)
             && !super::super::stats::is_broker_stats(message)
             && self.builds_event(kind)
@@ -112,9 +112,9 @@ impl ShardEngine {
     }
 
     /// Records a message event: `client` is the subscriber for deliveries, acks and drops at a
-    /// subscriber, the publisher otherwise.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn record_message(
+    /// subscriber, the publisher otherwise. Its two callers have asked
+    /// [`Self::builds_message_event`] already (before looking the client up).
+    fn record_message(
         &mut self,
         now: Instant,
         kind: EventKind,
@@ -123,9 +123,6 @@ impl ShardEngine {
         delivery: (QoS, Option<PacketId>, bool),
         dropped: Option<DropReason>,
     ) {
-        if !self.builds_message_event(kind, message) {
-            return;
-        }
         let publisher = self.publisher_of(message);
         let (qos, packet_id, dup) = delivery;
         self.record_owned(now, kind, client, || {
